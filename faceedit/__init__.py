@@ -1,0 +1,41 @@
+"""faceedit: edit facial attributes of photos and videos with GANs.
+
+Two methods: StyleGAN2 + latent transformers (Yao et al., ICCV 2021) and AttGAN
+(He et al., IEEE TIP 2019). Importing this package is cheap: every public name is
+resolved lazily on first use, so ``import faceedit`` never pulls in heavy modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "load": "faceedit.checkpoints",
+    "FaceeditError": "faceedit.errors",
+    "CheckpointError": "faceedit.errors",
+    "StyleGAN2Generator": "faceedit.nets.stylegan2",
+    "StyleGAN2Config": "faceedit.nets.stylegan2",
+    "read_image": "faceedit.data.images",
+}
+
+
+def register_lazy(name: str, module: str) -> None:
+    """Declare a public name defined in ``module`` (used by subpackages' docs/tests)."""
+    _LAZY[name] = module
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'faceedit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,1 @@
+"""Datasets (CelebA, CelebA-HQ, custom folders, latent codes, avatars) and image I/O."""

@@ -1,0 +1,1 @@
+"""Inference pipelines: LatentEditor, AttGANEditor, baselines, inversion, video."""

@@ -1,0 +1,1 @@
+"""Metrics (target change, preservation, identity, PSNR/SSIM) and report plots."""

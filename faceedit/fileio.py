@@ -1,0 +1,54 @@
+"""Atomic file writing: an output either appears complete or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from faceedit.errors import FaceeditError
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Fail early, with a clear message, when ``path`` cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FaceeditError(f"{path}: output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise FaceeditError(f"{path}: output directory {parent} is not writable")
+    if path.is_dir():
+        raise FaceeditError(f"{path}: is a directory, expected a file path")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    The temporary name keeps the suffix so that writers that look at it (PIL,
+    matplotlib, PyAV) pick the right format.
+    """
+    path = check_output_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,1 @@
+"""One explicit training loop per model, over small shared helpers."""

@@ -1,0 +1,86 @@
+"""Labelled image grids: the pictures that faceedit writes for people to look at."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from faceedit.fileio import atomic_path
+
+_PAD = 4
+_BG = (255, 255, 255)
+_FG = (20, 20, 20)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
+
+
+def image_grid(
+    cells: Sequence[Sequence[np.ndarray | None]],
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    cell_size: int | None = None,
+) -> np.ndarray:
+    """Arrange ``uint8 [H, W, 3]`` images in a labelled grid.
+
+    Args:
+        cells: rows of images; ``None`` leaves a blank cell.
+        row_labels: one label per row, drawn on the left.
+        col_labels: one label per column, drawn on top.
+        title: a line above everything.
+        cell_size: resize every cell to this square size (default: the first cell's size).
+
+    Returns:
+        ``uint8 [H, W, 3]``.
+    """
+    first = next(c for row in cells for c in row if c is not None)
+    size = cell_size or max(first.shape[:2])
+    n_rows, n_cols = len(cells), max(len(r) for r in cells)
+    font_size = max(10, min(18, size // 6))
+    font = _font(font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_w(t: str) -> int:
+        return int(probe.textlength(t, font=font))
+
+    left = max((text_w(t) for t in row_labels), default=0) + 2 * _PAD if row_labels else 0
+    col_lines = max((len(t.split("\n")) for t in col_labels), default=0) if col_labels else 0
+    top = col_lines * (font_size + 2) + _PAD if col_labels else 0
+    title_h = font_size + 2 * _PAD if title else 0
+    width = left + n_cols * (size + _PAD) + _PAD
+    width = max(width, text_w(title) + 2 * _PAD if title else 0)
+    height = title_h + top + n_rows * (size + _PAD) + _PAD
+    canvas = Image.new("RGB", (width, height), _BG)
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((_PAD, _PAD), title, fill=_FG, font=font)
+    if col_labels:
+        for j, label in enumerate(col_labels):
+            x = left + _PAD + j * (size + _PAD)
+            draw.multiline_text((x, title_h + _PAD // 2), label, fill=_FG, font=font, spacing=2)
+    for i, row in enumerate(cells):
+        y = title_h + top + _PAD + i * (size + _PAD)
+        if row_labels:
+            draw.text((_PAD, y + size // 2 - font_size // 2), row_labels[i], fill=_FG, font=font)
+        for j, cell in enumerate(row):
+            if cell is None:
+                continue
+            tile = Image.fromarray(np.ascontiguousarray(cell))
+            if tile.size != (size, size):
+                tile = tile.resize((size, size), Image.Resampling.LANCZOS)
+            canvas.paste(tile, (left + _PAD + j * (size + _PAD), y))
+    return np.asarray(canvas)
+
+
+def save_grid(path: str | os.PathLike, grid: np.ndarray) -> None:
+    """Write a grid PNG atomically."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
