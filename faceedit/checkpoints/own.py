@@ -12,7 +12,9 @@ from faceedit.checkpoints.registry import Handler, register
 from faceedit.errors import CheckpointError
 
 # Every module that defines a ConfigModule; imported so that its architecture registers.
-NET_MODULES: list[str] = []
+NET_MODULES: list[str] = [
+    "faceedit.nets.encoders",
+]
 
 
 def _matches(path: Path) -> bool:
