@@ -13,6 +13,8 @@ from faceedit.errors import CheckpointError
 
 # Every module that defines a ConfigModule; imported so that its architecture registers.
 NET_MODULES: list[str] = [
+    "faceedit.nets.attgan",
+    "faceedit.nets.latent",
     "faceedit.nets.encoders",
 ]
 
