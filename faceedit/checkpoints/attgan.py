@@ -152,7 +152,9 @@ def infer_setting(
         dec_in = [G_state[f"dec_layers.{i}.layers.0.weight"].shape[0] for i in range(n)]
         dec_out = [G_state[f"dec_layers.{i}.layers.0.weight"].shape[1] for i in range(n)]
     except KeyError as e:
-        raise CheckpointError(f"{source}: AttGAN weights lack {e}; cannot infer the setting")
+        raise CheckpointError(
+            f"{source}: AttGAN weights lack {e}; cannot infer the setting"
+        ) from None
     n_attrs = dec_in[0] - enc_w[-1]
     shortcut = inject = 0
     for i in range(n - 1):
@@ -236,7 +238,9 @@ def build_attgan(
     try:
         g_cfg, d_cfg = configs_from_setting(data)
     except ValueError as e:
-        raise CheckpointError(f"{path}: the setting does not describe a valid AttGAN ({e})")
+        raise CheckpointError(
+            f"{path}: the setting does not describe a valid AttGAN ({e})"
+        ) from None
     model = AttGAN(AttGANConfig(G=g_cfg, D=d_cfg if D_state is not None else None))
     load_state_dict_checked(model.G, G_state, source=f"{path} [G]")
     if D_state is not None:

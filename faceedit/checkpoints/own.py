@@ -23,7 +23,9 @@ def _matches(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def _build(path: Path, **_: object) -> nn.Module:
+def _build(subject: Path, path: Path | None = None, **_: object) -> nn.Module:
+    # the registry passes the directory both as the subject and as path=
+    path = subject
     from faceedit.nets.base import ARCHITECTURES, CONFIG_NAME, WEIGHTS_NAME, ConfigModule
 
     for module in NET_MODULES:

@@ -16,6 +16,7 @@ from faceedit.errors import CheckpointError
 # Modules that define handlers; imported on first use so `import faceedit` stays cheap.
 HANDLER_MODULES = [
     "faceedit.checkpoints.own",
+    "faceedit.checkpoints.attgan",
     "faceedit.checkpoints.latent",
 ]
 

@@ -203,5 +203,7 @@ def test_own_format_round_trip(tmp_path) -> None:
     model.save_pretrained(tmp_path / "m")
     loaded = faceedit.load(tmp_path / "m")
     assert isinstance(loaded, AttGAN) and loaded.config == model.config
-    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k, v), (k2, v2) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert k == k2 and torch.equal(v, v2)
