@@ -14,7 +14,9 @@ import sys
 from faceedit import __version__
 from faceedit.cli.common import Commands
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "faceedit.cli.latent",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

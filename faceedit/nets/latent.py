@@ -96,7 +96,9 @@ class LatentClassifier(ConfigModule):
     def __init__(self, config: LatentClassifierConfig | None = None) -> None:
         super().__init__(config or LatentClassifierConfig())
         widths = self.config.widths
-        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.fcs = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
 
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.activation == "relu":

@@ -122,6 +122,7 @@ def write_loss_plot(
 
     from faceedit.fileio import atomic_path
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     try:
         for name, values in series.items():

@@ -1,0 +1,508 @@
+"""Latent-transformer verbs (Yao et al., ICCV 2021): ``stats``, ``train classifier``,
+``train transformer``, ``edit-latent`` and ``eval latent``.
+
+torch is imported inside the verbs, never at module import (``faceedit --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from faceedit.cli.common import Commands, parse_attr_strengths
+from faceedit.errors import FaceeditError
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "stats",
+        "count 0s/1s per attribute and plot the attribute correlations of a label file",
+        _run_stats,
+    )
+    p.add_argument("labels", help="labels .npy [N, n_attrs] or list_attr_celeba.txt")
+    p.add_argument("--codes", help="W+ codes .npy (or directory) to check against the labels")
+    p.add_argument("-o", "--output", default="label_stats.png", help="PNG to write")
+
+    p = commands.add(
+        "classifier",
+        "train the latent attribute classifier on W+ codes",
+        _run_train_classifier,
+        group="train",
+    )
+    _data_args(p)
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--preset", default="released", choices=("released", "small"))
+    p.add_argument("--hidden", help="hidden widths overriding the preset, e.g. 1024,256")
+    p.add_argument("--activation", choices=("leakyrelu", "relu"), help="overrides the preset")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--lr-step", type=int, default=10, help="StepLR period in epochs")
+    p.add_argument("--lr-gamma", type=float, default=0.1)
+    _train_common(p)
+
+    p = commands.add(
+        "transformer",
+        "train latent transformers for one, several or all attributes (batched together)",
+        _run_train_transformer,
+        group="train",
+    )
+    _data_args(p)
+    p.add_argument("--classifier", required=True, help="latent classifier (.pth or directory)")
+    p.add_argument("--attrs", required=True, help="comma-separated names or indices, or 'all'")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--lambda-attr", type=float, default=1.0)
+    p.add_argument("--lambda-rec", type=float, default=10.0)
+    p.add_argument("--lambda-reg", type=float, default=1.0)
+    p.add_argument("--corr-threshold", type=float, default=1.0)
+    p.add_argument(
+        "--fixed-alpha", action="store_true", help="train with strength +-1 instead of 1-p / -p"
+    )
+    p.add_argument(
+        "--dense", action="store_true", help="one 9216x9216 map instead of 18 per-row maps"
+    )
+    _train_common(p)
+
+    p = commands.add(
+        "edit-latent",
+        "edit W+ codes with latent transformers; render strips over strengths with --model",
+        _run_edit_latent,
+    )
+    p.add_argument(
+        "codes", help="W+ codes .npy [N, num_ws, w_dim], latent_code_*.npy or a directory"
+    )
+    p.add_argument("--attr", action="append", required=True, help="NAME=STRENGTH (repeatable)")
+    p.add_argument(
+        "--transformers",
+        required=True,
+        help="directory with tnet_<Name>/ or tnet_<k>.pth.tar files (or one transformer)",
+    )
+    p.add_argument("--model", help="StyleGAN2 generator for rendering")
+    p.add_argument("-o", "--output", required=True, help=".png strip (needs --model) or .npy codes")
+    p.add_argument("--steps", type=int, default=7, help="strengths in the strip")
+    p.add_argument(
+        "--range", type=float, default=1.5, help="strip spans [-range, range] x strength"
+    )
+    p.add_argument("--layers", default="0-10", help="edited W+ rows, e.g. 0-10, or 'all'")
+    p.add_argument("--max-codes", type=int, default=8, help="rows of the strip")
+
+    p = commands.add(
+        "latent",
+        "evaluate latent transformers (and a linear InterFaceGAN baseline) on W+ codes",
+        _run_eval_latent,
+        group="eval",
+    )
+    p.add_argument("--codes", required=True, help="W+ codes .npy (the last 10%% are evaluated)")
+    p.add_argument(
+        "--labels", help="labels for fitting the baseline (default: classifier predictions)"
+    )
+    p.add_argument("--classifier", required=True, help="latent classifier judging attributes")
+    p.add_argument("--transformers", help="directory of trained transformers")
+    p.add_argument("--attrs", required=True, help="comma-separated names or indices, or 'all'")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--n", type=int, default=1000, help="codes evaluated")
+    p.add_argument("--strengths", type=int, default=11, help="number of strengths from 0")
+    p.add_argument("--max-strength", type=float, default=2.0)
+    p.add_argument("--no-baseline", action="store_true", help="skip the InterFaceGAN baseline")
+    p.add_argument(
+        "--orthogonal-to",
+        default="",
+        help="attributes the baseline directions are made orthogonal to",
+    )
+    p.add_argument("--layers", default="0-10", help="edited W+ rows, e.g. 0-10, or 'all'")
+    p.add_argument(
+        "--all-codes", action="store_true", help="evaluate on all codes, not the last 10%%"
+    )
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--codes", required=True, help="W+ codes .npy [N, num_ws, w_dim] or directory")
+    p.add_argument(
+        "--labels", required=True, help="labels .npy [N, n_attrs] or list_attr_celeba.txt"
+    )
+
+
+def _train_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue OUTPUT/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parse_layers(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        lo, _, hi = text.partition("-")
+        start, stop = int(lo), int(hi or lo) + 1
+    except ValueError:
+        raise FaceeditError(f"--layers {text!r}: expected e.g. 0-10 or all") from None
+    if start < 0 or stop <= start:
+        raise FaceeditError(f"--layers {text!r}: empty range")
+    return start, stop
+
+
+def _load_classifier(path: str):
+    from faceedit.checkpoints import load
+    from faceedit.nets.latent import LatentClassifier
+
+    model = load(path)
+    if not isinstance(model, LatentClassifier):
+        raise FaceeditError(f"{path}: not a latent classifier ({type(model).__name__})")
+    return model
+
+
+def _output_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise FaceeditError(f"{out}: exists and is not a directory")
+    if not out.parent.is_dir():
+        raise FaceeditError(f"{out}: parent directory {out.parent} does not exist")
+    return out
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from faceedit.data.latents import label_stats, read_codes, read_labels
+    from faceedit.fileio import check_output_path
+
+    check_output_path(args.output)
+    labels, names = read_labels(args.labels)
+    if args.codes:
+        codes = read_codes(args.codes)
+        if len(codes) != len(labels):
+            raise FaceeditError(
+                f"{args.codes} has {len(codes)} codes but {args.labels} has {len(labels)} rows"
+            )
+        print(f"codes: {codes.shape[0]} x {codes.shape[1]} x {codes.shape[2]}, all finite")
+    counts, corr = label_stats(labels)
+    width = max(len(n) for n in names)
+    print(f"{len(labels)} rows, {len(names)} attributes")
+    print(f"{'attribute':<{width}}  {'0s':>8}  {'1s':>8}  {'% 1s':>6}")
+    for i, n in enumerate(names):
+        print(
+            f"{n:<{width}}  {counts[i, 0]:>8}  {counts[i, 1]:>8}  {100 * counts[i, 1] / len(labels):6.1f}"
+        )
+    off = corr - np.eye(len(names))
+    i, j = np.unravel_index(np.abs(off).argmax(), off.shape)
+    print(f"strongest correlation: {names[i]} / {names[j]} = {corr[i, j]:+.3f}")
+    _plot_stats(args.output, names, counts, corr)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _plot_stats(path: str, names, counts, corr) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from faceedit.fileio import atomic_path
+
+    n = len(names)
+    size = max(6.0, 0.3 * n + 3)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(2 * size, size * 0.8), dpi=90)
+    try:
+        x = np.arange(n)
+        ax0.barh(x, counts[:, 0], label="0", color="#999999")
+        ax0.barh(x, counts[:, 1], left=counts[:, 0], label="1", color="#3a7dc9")
+        ax0.set_yticks(x, names, fontsize=7)
+        ax0.invert_yaxis()
+        ax0.set_xlabel("codes")
+        ax0.legend(fontsize=8)
+        ax0.set_title("label counts")
+        im = ax1.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax1.set_xticks(x, names, rotation=90, fontsize=6)
+        ax1.set_yticks(x, names, fontsize=6)
+        ax1.set_title("attribute correlation")
+        fig.colorbar(im, ax=ax1, fraction=0.046)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _run_train_classifier(args: argparse.Namespace) -> int:
+    from faceedit.data.latents import load_latent_dataset
+    from faceedit.train.common import cleanup_distributed, setup_distributed
+    from faceedit.train.latent import ClassifierTrainConfig, train_classifier
+
+    out = _output_dir(args.output)
+    data = load_latent_dataset(args.codes, args.labels)
+    hidden = None
+    if args.hidden:
+        try:
+            hidden = tuple(int(h) for h in args.hidden.split(","))
+        except ValueError:
+            raise FaceeditError(f"--hidden {args.hidden!r}: expected e.g. 1024,256") from None
+    config = ClassifierTrainConfig(
+        preset=args.preset,
+        hidden=hidden,
+        activation=args.activation,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        lr_step=args.lr_step,
+        lr_gamma=args.lr_gamma,
+        seed=args.seed,
+    )
+    _check_positive(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
+    dist = setup_distributed()
+    try:
+        result = train_classifier(
+            data, out, config, resume=args.resume, progress=not args.no_progress, dist=dist
+        )
+    finally:
+        cleanup_distributed(dist)
+    if dist.is_main:
+        m = result.metrics
+        print(
+            f"validation: mean accuracy {m.accuracy.mean():.4f}, precision "
+            f"{m.precision.mean():.4f}, recall {m.recall.mean():.4f}"
+        )
+        print(f"wrote {out / 'classifier'}, {out / 'metrics.csv'}, {out / 'metrics.png'}")
+    return 0
+
+
+def _check_positive(**values: float) -> None:
+    for name, v in values.items():
+        if v <= 0:
+            raise FaceeditError(f"--{name.replace('_', '-')} must be positive, got {v}")
+
+
+def _run_train_transformer(args: argparse.Namespace) -> int:
+    from faceedit.data.latents import load_latent_dataset, resolve_attrs
+    from faceedit.train.common import cleanup_distributed, setup_distributed
+    from faceedit.train.latent import TransformerTrainConfig, train_transformers
+
+    out = _output_dir(args.output)
+    _check_positive(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
+    data = load_latent_dataset(args.codes, args.labels)
+    classifier = _load_classifier(args.classifier)
+    attrs = resolve_attrs(args.attrs, data.attr_names)
+    config = TransformerTrainConfig(
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        lambda_attr=args.lambda_attr,
+        lambda_rec=args.lambda_rec,
+        lambda_reg=args.lambda_reg,
+        corr_threshold=args.corr_threshold,
+        fixed_alpha=args.fixed_alpha,
+        dense=args.dense,
+        seed=args.seed,
+    )
+    dist = setup_distributed()
+    try:
+        result = train_transformers(
+            data,
+            classifier,
+            attrs,
+            out,
+            config,
+            resume=args.resume,
+            progress=not args.no_progress,
+            dist=dist,
+        )
+    finally:
+        cleanup_distributed(dist)
+    if dist.is_main:
+        for name, h in result.history.items():
+            first, last = h["total"][0], h["total"][-1]
+            print(f"{name}: loss {first:.4f} -> {last:.4f}")
+        print(f"wrote {len(result.transformers)} transformer(s) to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- editing
+
+
+def find_transformer(root: Path, name: str) -> Path:
+    """``root/tnet_<name>`` (faceedit), ``root/tnet_<k>.pth.tar`` (original) or ``root`` itself."""
+    from faceedit.data.latents import CELEBA_ATTRS
+
+    candidates = [root / f"tnet_{name}"]
+    if name in CELEBA_ATTRS:
+        candidates.append(root / f"tnet_{CELEBA_ATTRS.index(name)}.pth.tar")
+    for c in candidates:
+        if c.exists():
+            return c
+    if root.is_file() or (root / "config.json").is_file():
+        return root
+    raise FaceeditError(
+        f"{root}: no transformer for {name!r} (looked for {', '.join(c.name for c in candidates)})"
+    )
+
+
+def _load_editor(root: str, names: list[str], layers, generator=None):
+    from faceedit.editing.latent import LatentEditor
+
+    base = Path(root)
+    if not base.exists():
+        raise FaceeditError(f"{base}: no such file or directory")
+    paths = {n: find_transformer(base, n) for n in names}
+    return LatentEditor.from_paths(paths, generator=generator, layers=layers)
+
+
+def _run_edit_latent(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from faceedit.data.latents import read_codes
+    from faceedit.fileio import atomic_path, check_output_path
+
+    out = check_output_path(args.output)
+    edits = parse_attr_strengths(args.attr)
+    layers = _parse_layers(args.layers)
+    codes = read_codes(args.codes)
+    generator = None
+    if args.model:
+        from faceedit.checkpoints import load
+
+        generator = load(args.model)
+        if not hasattr(generator, "synthesis"):
+            raise FaceeditError(f"{args.model}: not a StyleGAN2 generator")
+    editor = _load_editor(args.transformers, list(edits), layers, generator)
+    ws = torch.from_numpy(codes)
+    if tuple(ws.shape[1:]) != (editor.num_ws, editor.w_dim):
+        raise FaceeditError(
+            f"{args.codes}: codes are [N, {ws.shape[1]}, {ws.shape[2]}], the transformers "
+            f"edit [N, {editor.num_ws}, {editor.w_dim}]"
+        )
+    if out.suffix == ".npy":
+        edited = editor.edit_latents(ws, edits).numpy().astype(np.float32)
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, edited)
+        print(f"wrote {out} ({edited.shape[0]} edited codes)")
+        return 0
+    if generator is None:
+        raise FaceeditError("rendering a strip needs --model (or write codes with -o out.npy)")
+    if args.steps < 1 or args.max_codes < 1:
+        raise FaceeditError("--steps and --max-codes must be at least 1")
+    from faceedit.data.images import tensor_to_uint8
+    from faceedit.viz import image_grid
+
+    ts = (
+        [float(t) for t in np.linspace(-args.range, args.range, args.steps)]
+        if args.steps > 1
+        else [1.0]
+    )
+    ws = ws[: args.max_codes]
+    strip = editor.strip(ws, edits, ts)  # [N, T, 3, H, W]
+    cells = [[tensor_to_uint8(img) for img in row] for row in strip]
+    label = ", ".join(f"{a}" for a in edits)
+    col_labels = ["\n".join(f"{t * s:+.2f}" for s in edits.values()) for t in ts]
+    grid = image_grid(cells, col_labels=col_labels, title=f"{label} (strength per column)")
+    from PIL import Image
+
+    with atomic_path(out) as tmp:
+        Image.fromarray(grid).save(tmp)
+    print(f"wrote {out} ({len(cells)} x {len(ts)} images)")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _run_eval_latent(args: argparse.Namespace) -> int:
+    import torch
+
+    from faceedit.data.latents import (
+        CELEBA_ATTRS,
+        read_codes,
+        read_labels,
+        resolve_attrs,
+        split_indices,
+    )
+    from faceedit.eval.latent import default_strengths, evaluate_editing, summarise, write_results
+
+    out = _output_dir(args.output)
+    if args.n < 1 or args.strengths < 1:
+        raise FaceeditError("--n and --strengths must be at least 1")
+    if args.no_baseline and not args.transformers:
+        raise FaceeditError("nothing to evaluate: give --transformers or drop --no-baseline")
+    layers = _parse_layers(args.layers)
+    classifier = _load_classifier(args.classifier)
+    cc = classifier.config
+    names = cc.attr_names or (
+        CELEBA_ATTRS
+        if cc.n_attrs == len(CELEBA_ATTRS)
+        else tuple(f"attr_{i}" for i in range(cc.n_attrs))
+    )
+    codes = torch.from_numpy(read_codes(args.codes))
+    if tuple(codes.shape[1:]) != (cc.num_ws, cc.w_dim):
+        raise FaceeditError(
+            f"{args.codes}: codes are [N, {codes.shape[1]}, {codes.shape[2]}], the classifier "
+            f"reads [N, {cc.num_ws}, {cc.w_dim}]"
+        )
+    attrs = resolve_attrs(args.attrs, tuple(names))
+    train_sl, val_sl = split_indices(len(codes))
+    eval_codes = codes if args.all_codes or val_sl.stop <= val_sl.start else codes[val_sl]
+    eval_codes = eval_codes[: args.n]
+    methods = {}
+    if args.transformers:
+        editor = _load_editor(args.transformers, [names[a] for a in attrs], layers)
+        methods["latent transformer"] = lambda ws, name, alpha: editor.edit_latents(
+            ws, {name: alpha}
+        )
+    if not args.no_baseline:
+        from faceedit.editing.directions import fit_directions
+
+        if args.labels:
+            labels, _ = read_labels(args.labels, attr_names=tuple(names))
+            if len(labels) != len(codes):
+                raise FaceeditError(f"{args.labels}: {len(labels)} rows for {len(codes)} codes")
+            labels = torch.from_numpy(labels)
+        else:
+            with torch.no_grad():
+                labels = (classifier(codes) > 0).float()
+        ortho = resolve_attrs(args.orthogonal_to, tuple(names)) if args.orthogonal_to else []
+        fit_sl = train_sl if train_sl.stop > 1 else slice(0, len(codes))
+        directions = fit_directions(
+            codes[fit_sl], labels[fit_sl], names, attrs, orthogonal_to=ortho, layers=layers
+        )
+        directions.save(out_file := _ensure(out) / "baseline_directions.npz")
+        print(f"fitted {len(attrs)} linear direction(s) -> {out_file}")
+        methods["linear (InterFaceGAN)"] = lambda ws, name, alpha: directions.edit_latents(
+            ws, {name: alpha}
+        )
+    rows = evaluate_editing(
+        eval_codes,
+        classifier,
+        methods,
+        [(a, names[a]) for a in attrs],
+        strengths=default_strengths(args.strengths, args.max_strength),
+        progress=True,
+    )
+    paths = write_results(rows, out)
+    for method, s in summarise(rows).items():
+        print(
+            f"{method}: at strength {s['strength']:g}: target change {s['target_change']:.3f}, "
+            f"preservation {s['preservation']:.3f}, latent distance {s['latent_distance']:.3f}"
+        )
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    print(json.dumps({"codes": len(eval_codes), "attributes": [names[a] for a in attrs]}))
+    return 0
+
+
+def _ensure(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return out
