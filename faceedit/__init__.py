@@ -20,6 +20,8 @@ _LAZY = {
     "StyleGAN2Generator": "faceedit.nets.stylegan2",
     "StyleGAN2Config": "faceedit.nets.stylegan2",
     "read_image": "faceedit.data.images",
+    "align_face": "faceedit.faces",
+    "AlignedFace": "faceedit.faces",
 }
 
 

@@ -18,6 +18,7 @@ HANDLER_MODULES = [
     "faceedit.checkpoints.own",
     "faceedit.checkpoints.attgan",
     "faceedit.checkpoints.latent",
+    "faceedit.checkpoints.psp",
 ]
 
 
