@@ -55,7 +55,13 @@ def image_grid(
     col_lines = max((len(t.split("\n")) for t in col_labels), default=0) if col_labels else 0
     top = col_lines * (font_size + 2) + _PAD if col_labels else 0
     title_h = font_size + 2 * _PAD if title else 0
-    width = left + n_cols * (size + _PAD) + _PAD
+    # a column is as wide as its widest label line, so labels are never cut off
+    col_w = [size] * n_cols
+    for j, label in enumerate(col_labels or []):
+        if j < n_cols:
+            col_w[j] = max(size, max(text_w(line) for line in label.split("\n")))
+    col_x = [left + _PAD + sum(w + _PAD for w in col_w[:j]) for j in range(n_cols)]
+    width = left + sum(w + _PAD for w in col_w) + _PAD
     width = max(width, text_w(title) + 2 * _PAD if title else 0)
     height = title_h + top + n_rows * (size + _PAD) + _PAD
     canvas = Image.new("RGB", (width, height), _BG)
@@ -64,8 +70,10 @@ def image_grid(
         draw.text((_PAD, _PAD), title, fill=_FG, font=font)
     if col_labels:
         for j, label in enumerate(col_labels):
-            x = left + _PAD + j * (size + _PAD)
-            draw.multiline_text((x, title_h + _PAD // 2), label, fill=_FG, font=font, spacing=2)
+            if j < n_cols:
+                draw.multiline_text(
+                    (col_x[j], title_h + _PAD // 2), label, fill=_FG, font=font, spacing=2
+                )
     for i, row in enumerate(cells):
         y = title_h + top + _PAD + i * (size + _PAD)
         if row_labels:
@@ -76,7 +84,7 @@ def image_grid(
             tile = Image.fromarray(np.ascontiguousarray(cell))
             if tile.size != (size, size):
                 tile = tile.resize((size, size), Image.Resampling.LANCZOS)
-            canvas.paste(tile, (left + _PAD + j * (size + _PAD), y))
+            canvas.paste(tile, (col_x[j] + (col_w[j] - size) // 2, y))
     return np.asarray(canvas)
 
 

@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError
 from torch import nn
 
 from faceedit.checkpoints.registry import Handler, register
@@ -13,6 +14,7 @@ from faceedit.errors import CheckpointError
 
 # Every module that defines a ConfigModule; imported so that its architecture registers.
 NET_MODULES: list[str] = [
+    "faceedit.nets.stylegan2",
     "faceedit.nets.attgan",
     "faceedit.nets.latent",
     "faceedit.nets.encoders",
@@ -23,9 +25,7 @@ def _matches(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def _build(subject: Path, path: Path | None = None, **_: object) -> nn.Module:
-    # the registry passes the directory both as the subject and as path=
-    path = subject
+def _build(subject: Path, path: Path, **_: object) -> nn.Module:
     from faceedit.nets.base import ARCHITECTURES, CONFIG_NAME, WEIGHTS_NAME, ConfigModule
 
     for module in NET_MODULES:
@@ -45,7 +45,7 @@ def _build(subject: Path, path: Path | None = None, **_: object) -> nn.Module:
         raise CheckpointError(f"{path}: {WEIGHTS_NAME} is missing beside {CONFIG_NAME}")
     try:
         return ConfigModule.from_pretrained(path)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, SafetensorError) as e:
         # safetensors raises these for truncated or corrupt files
         raise CheckpointError(f"{path / WEIGHTS_NAME}: unreadable weights ({e})") from None
 

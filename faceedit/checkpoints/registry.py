@@ -17,6 +17,8 @@ from faceedit.errors import CheckpointError
 HANDLER_MODULES = [
     "faceedit.checkpoints.own",
     "faceedit.checkpoints.attgan",
+    "faceedit.checkpoints.nvlabs",
+    "faceedit.checkpoints.rosinality",
     "faceedit.checkpoints.latent",
     "faceedit.checkpoints.psp",
 ]
@@ -78,7 +80,7 @@ def _is_torch_zip(path: Path) -> bool:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith("data.pkl") for n in z.namelist())
     except zipfile.BadZipFile:
-        return False
+        return True  # a cut-off zip: let the torch reader report the truncation
 
 
 def detect_and_load(path: Path, **options) -> nn.Module:

@@ -15,6 +15,10 @@ from faceedit import __version__
 from faceedit.cli.common import Commands
 
 COMMAND_MODULES: list[str] = [
+    "faceedit.cli.data",
+    "faceedit.cli.demo",
+    "faceedit.cli.generate",
+    "faceedit.cli.convert",
     "faceedit.cli.latent",
 ]
 

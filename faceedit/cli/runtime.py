@@ -1,0 +1,43 @@
+"""Helpers the CLI verbs share at run time (imported lazily, may import torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from faceedit.errors import FaceeditError
+from faceedit.fileio import atomic_path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; otherwise the named device, checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FaceeditError(
+            f"--device {name!r}: not a device name (cpu, cuda, cuda:1, ...)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FaceeditError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def load_generator(path: str, device: str = "cpu"):
+    """Load a StyleGAN2 generator (any supported format) onto ``device``."""
+    from faceedit.checkpoints import load
+    from faceedit.nets.stylegan2 import StyleGAN2Generator
+
+    model = load(path)
+    G = model if isinstance(model, StyleGAN2Generator) else getattr(model, "decoder", None)
+    if not isinstance(G, StyleGAN2Generator):
+        raise FaceeditError(f"{path}: holds a {type(model).__name__}, not a StyleGAN2 generator")
+    return G.to(resolve_device(device)).eval()
+
+
+def save_npy(path: str, tensor: torch.Tensor) -> str:
+    """Save a tensor as float32 .npy atomically; returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, tensor.detach().float().cpu().numpy())
+    return path

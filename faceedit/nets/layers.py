@@ -1,0 +1,229 @@
+"""StyleGAN2 building blocks in plain PyTorch: equalised layers, FIR resampling,
+modulated convolution.
+
+Follows Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (CVPR 2020)
+and the arithmetic of its official PyTorch port (stylegan2-ada-pytorch): equalised
+learning rate, ``lrelu`` = ``leaky_relu(x + b, 0.2) * sqrt(2)``, the [1, 3, 3, 1] FIR
+filter with gain 4 around 2x up-sampling. Everything here runs on any device with no
+compiled extension.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """``x / sqrt(mean(x^2) + eps)`` along ``dim`` (StyleGAN's pixel norm of z)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def fir_filter_2d(taps: tuple[float, ...] = (1, 3, 3, 1)) -> torch.Tensor:
+    """Separable FIR filter ``[k, k]`` from 1-D taps, normalised to sum 1."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+class FullyConnected(nn.Module):
+    """Equalised-learning-rate linear layer (weights stored at ``1/lr_multiplier`` scale).
+
+    ``y = act(x @ (W * lr_mul / sqrt(in)).T + b * lr_mul)``; ``act`` is ``"linear"`` or
+    ``"lrelu"`` (leaky ReLU 0.2 times sqrt(2)).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if activation not in ("linear", "lrelu"):
+            raise ValueError(f"unknown activation {activation!r}")
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.addmm(self.bias * self.bias_gain, x, (self.weight * self.weight_gain).t())
+        if self.activation == "lrelu":
+            x = F.leaky_relu(x, 0.2) * SQRT2
+        return x
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: int = 1,
+    down: int = 1,
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0),
+    gain: float = 1.0,
+) -> torch.Tensor:
+    """Up-sample by zero insertion, pad, FIR-filter, down-sample (reference semantics).
+
+    Args:
+        x: ``[N, C, H, W]``.
+        f: ``[kh, kw]`` filter (applied as a convolution, i.e. flipped correlation).
+        up, down: integer factors.
+        pad: ``(x0, x1, y0, y1)`` padding after up-sampling; negative values crop.
+        gain: the filter is multiplied by ``gain`` (``up**2`` keeps the mean).
+
+    Returns:
+        ``[N, C, H', W']``.
+    """
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(n, c, h * up, w * up)
+    x0, x1, y0, y1 = pad
+    x = F.pad(x, (max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)))
+    x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
+    weight = (f * gain).flip([0, 1]).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
+    x = F.conv2d(x, weight, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """2x up-sampling with the FIR filter ``f`` (gain 4), as StyleGAN2's skip branch."""
+    fw = f.shape[-1]
+    p0, p1 = (fw + 1) // 2, (fw - 2) // 2
+    return upfirdn2d(x, f, up=2, pad=(p0, p1, p0, p1), gain=4.0)
+
+
+def blur_after_transposed_conv(
+    x: torch.Tensor, f: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """FIR filter (gain 4, padding 1) that follows a stride-2 transposed 3x3 conv.
+
+    ``[N, C, 2H+1, 2W+1] -> [N, C, 2H, 2W]``. A separable filter runs as two 1-D depthwise
+    passes (half the multiply-adds of the 4x4 kernel); ``bias`` is added by the last pass
+    for free.
+    """
+    c = x.shape[1]
+    x = F.pad(x, (1, 1, 1, 1))
+    taps = separable_taps(f)
+    if taps is not None:
+        t = (taps * 2.0).flip(0).to(x.dtype)  # gain 4 = 2 per dimension
+        x = F.conv2d(x, t.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(x, t.view(1, 1, -1, 1).expand(c, 1, -1, 1), bias=bias, groups=c)
+    weight = (f * 4.0).flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, -1, -1)
+    return F.conv2d(x, weight, bias=bias, groups=c)
+
+
+def separable_taps(f: torch.Tensor) -> torch.Tensor | None:
+    """The 1-D taps ``t`` with ``f == outer(t, t)``, or None when ``f`` is not separable."""
+    if f.ndim != 2 or f.shape[0] != f.shape[1]:
+        return None
+    row = f.sum(dim=0)
+    col = f.sum(dim=1)
+    total = f.sum()
+    if total == 0 or not torch.allclose(torch.outer(col, row) / total, f, atol=1e-7):
+        return None
+    if not torch.allclose(row, col, atol=1e-7):
+        return None
+    return row / total.sqrt()
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool = True,
+    up: bool = False,
+    resample_filter: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    fused: bool | None = None,
+) -> torch.Tensor:
+    """StyleGAN2 modulated (and demodulated) convolution, optionally with 2x up-sampling.
+
+    Args:
+        x: ``[N, in, H, W]``.
+        weight: ``[out, in, k, k]``.
+        styles: ``[N, in]`` per-sample input-channel scales.
+        demodulate: normalise each output filter to unit norm (not for ToRGB).
+        up: transposed stride-2 conv followed by ``resample_filter`` (gain 4).
+        bias: ``[out]`` added to the result when given (for free inside the conv).
+        fused: modulate the weights per sample (one grouped conv) instead of scaling the
+            activations (one shared conv). Equal results; ``None`` picks the faster one:
+            fused for a single sample, shared for batches.
+
+    Returns:
+        ``[N, out, H', W']`` with ``H' = 2H`` when ``up`` else ``H``.
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if fused is None:
+        fused = n == 1
+    dcoefs = None
+    if demodulate:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, out]
+    pad = kh // 2
+    if fused:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
+        x = x.reshape(1, n * in_ch, *x.shape[2:])
+        conv_bias = None if bias is None or up else bias.repeat(n)
+        if up:
+            wt = (
+                w.reshape(n, out_ch, in_ch, kh, kw)
+                .transpose(1, 2)
+                .reshape(n * in_ch, out_ch, kh, kw)
+            )
+            x = F.conv_transpose2d(x, wt, stride=2, groups=n)
+        else:
+            x = F.conv2d(
+                x, w.reshape(n * out_ch, in_ch, kh, kw), bias=conv_bias, padding=pad, groups=n
+            )
+        x = x.reshape(n, out_ch, *x.shape[2:])
+        if up:
+            x = blur_after_transposed_conv(x, resample_filter, bias)
+        return x
+    # shared-weight path: scale activations before, demodulation coefficients after
+    x = x * styles.reshape(n, in_ch, 1, 1)
+    if up:
+        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        x = blur_after_transposed_conv(x, resample_filter, None)
+    else:
+        x = F.conv2d(x, weight, padding=pad)
+    if dcoefs is not None:
+        x = x * dcoefs.reshape(n, out_ch, 1, 1)
+    if bias is not None:
+        x = x + bias.reshape(1, -1, 1, 1)
+    return x
+
+
+def bias_act(
+    x: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    act: str = "linear",
+    gain: float = 1.0,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """``clamp(act(x + bias) * gain)`` with StyleGAN's conventions (lrelu has slope 0.2)."""
+    if bias is not None:
+        x = x + bias.reshape(1, -1, *([1] * (x.ndim - 2)))
+    if act == "lrelu":
+        x = F.leaky_relu(x, 0.2)
+    elif act != "linear":
+        raise ValueError(f"unknown activation {act!r}")
+    if gain != 1.0:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
