@@ -1,0 +1,610 @@
+"""AttGAN training (He et al., IEEE TIP 2019), following the PyTorch release's
+``train.py`` (elvisyjlin/AttGAN-PyTorch) with its defaults:
+
+- every iteration is either a critic step or, every ``n_d + 1``-th, a generator step;
+- critic: adversarial loss (WGAN with gradient penalty, or the release's LSGAN / DCGAN
+  modes with a DRAGAN-style penalty) ``+ lambda_gp * gp + lambda_3 * BCE(cls(real), a)``;
+- generator: adversarial loss ``+ lambda_2 * BCE(cls(G(x, b)), b) + lambda_1 *
+  L1(G(x, a), x)``; target attributes ``b`` are the batch's labels shuffled;
+- ``thres_int`` scales the {0, 1} labels to ``+-thres_int`` at the generator input
+  (``b_distribution`` none / uniform / truncated_normal as in the release);
+- Adam(lr 2e-4, betas (0.5, 0.999)), ``lr = lr_base / 10 ** (epoch // lr_decay_epochs)``.
+
+Optional attribute style (paper Sec. III-D): with ``style_dim > 0`` per-attribute style
+controllers ``theta ~ U(-1, 1)`` go into the generator and the discriminator's style
+head recovers them; ``lambda_style * ||Q(G(x, b, theta)) - theta||^2`` over the
+attributes that are on (a Gaussian lower bound on their mutual information) is
+minimised by both networks.
+
+Checkpoints hold G, D, both optimisers, the step, both configs and RNG states, and are
+written atomically; randomness per step comes from a generator seeded by
+``(seed, step, rank)``, so a resumed run continues exactly like an uninterrupted one.
+Runs in one process or under ``torchrun`` (DistributedDataParallel; gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceedit.errors import FaceeditError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class AttGANTrainConfig:
+    """Everything a training run needs; field names follow the release's ``setting.txt``."""
+
+    # data
+    data: str = "custom"  # celeba | celeba-hq | custom
+    data_path: str = "data/img_align_celeba"
+    attr_path: str = "data/list_attr_celeba.txt"
+    image_list_path: str = "data/image_list.txt"
+    attrs: tuple[str, ...] = (
+        "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Bushy_Eyebrows",
+        "Eyeglasses", "Male", "Mouth_Slightly_Open", "Mustache", "No_Beard", "Pale_Skin",
+        "Young",
+    )  # fmt: skip
+    img_size: int = 128
+    num_workers: int = 0
+    # architecture
+    shortcut_layers: int = 1
+    inject_layers: int = 0
+    enc_dim: int = 64
+    dec_dim: int = 64
+    dis_dim: int = 64
+    dis_fc_dim: int = 1024
+    enc_layers: int = 5
+    dec_layers: int = 5
+    dis_layers: int = 5
+    enc_norm: str = "batchnorm"
+    dec_norm: str = "batchnorm"
+    dis_norm: str = "instancenorm"
+    dis_fc_norm: str = "none"
+    enc_acti: str = "lrelu"
+    dec_acti: str = "relu"
+    dis_acti: str = "lrelu"
+    dis_fc_acti: str = "relu"
+    style_dim: int = 0  # > 0 turns on the attribute-style extension
+    # losses
+    lambda_1: float = 100.0
+    lambda_2: float = 10.0
+    lambda_3: float = 1.0
+    lambda_gp: float = 10.0
+    lambda_style: float = 1.0
+    mode: str = "wgan"  # wgan | lsgan | dcgan
+    # optimisation
+    epochs: int = 200
+    max_steps: int = 0  # 0: epochs decide
+    batch_size: int = 32
+    lr: float = 0.0002
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_epochs: int = 100
+    n_d: int = 5
+    b_distribution: str = "none"  # none | uniform | truncated_normal
+    thres_int: float = 0.5
+    test_int: float = 1.0
+    # bookkeeping
+    n_samples: int = 16
+    save_interval: int = 1000
+    sample_interval: int = 1000
+    log_interval: int = 10
+    seed: int = 0
+    out_dir: str = "runs/attgan"
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("wgan", "lsgan", "dcgan"):
+            raise FaceeditError(f"mode {self.mode!r}: choose wgan, lsgan or dcgan")
+        if self.b_distribution not in ("none", "uniform", "truncated_normal"):
+            raise FaceeditError(
+                f"b_distribution {self.b_distribution!r}: choose none, uniform, truncated_normal"
+            )
+        if self.batch_size < 2:
+            raise FaceeditError("batch_size must be at least 2 (targets are shuffled labels)")
+        if self.n_d < 0:
+            raise FaceeditError("n_d must be >= 0")
+        if not self.attrs:
+            raise FaceeditError("attrs: choose at least one attribute")
+
+    def setting(self) -> dict[str, Any]:
+        """The fields in the release's ``setting.txt`` layout (plus ``n_attrs``, ``betas``)."""
+        out = dataclasses.asdict(self)
+        out["attrs"] = list(self.attrs)
+        out["n_attrs"] = len(self.attrs)
+        out["lr_base"] = self.lr
+        out["betas"] = [self.beta1, self.beta2]
+        return out
+
+
+def load_train_config(path: str | os.PathLike, **overrides: Any) -> AttGANTrainConfig:
+    """Read a YAML (or JSON) file into :class:`AttGANTrainConfig`; unknown keys are errors."""
+    import yaml
+
+    from faceedit.nets.base import ConfigError, config_from_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise FaceeditError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise FaceeditError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise FaceeditError(f"{path}: expected a mapping of settings")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return config_from_dict(AttGANTrainConfig, data)
+    except ConfigError as e:
+        raise FaceeditError(f"{path}: {e}") from None
+
+
+def build_model(cfg: AttGANTrainConfig):
+    """A fresh :class:`~faceedit.nets.attgan.AttGAN` for ``cfg``."""
+    from faceedit.checkpoints.attgan import configs_from_setting
+    from faceedit.nets.attgan import AttGAN, AttGANConfig
+
+    try:
+        g, d = configs_from_setting(cfg.setting())
+    except ValueError as e:
+        raise FaceeditError(f"invalid AttGAN architecture: {e}") from None
+    return AttGAN(AttGANConfig(G=g, D=d))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def adversarial_g_loss(d_fake: torch.Tensor, mode: str) -> torch.Tensor:
+    """Generator's adversarial loss on critic outputs ``[N, 1]`` of fakes."""
+    if mode == "wgan":
+        return -d_fake.mean()
+    if mode == "lsgan":
+        return F.mse_loss(d_fake, torch.ones_like(d_fake))
+    return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
+
+def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, mode: str) -> torch.Tensor:
+    """Critic's adversarial loss (negative Wasserstein estimate for ``wgan``)."""
+    if mode == "wgan":
+        return d_fake.mean() - d_real.mean()
+    if mode == "lsgan":
+        return F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(
+            d_fake, torch.zeros_like(d_fake)
+        )
+    return F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+
+def gradient_penalty(d_inter: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
+    """``mean((||grad_x D(x)||_2 - 1)^2)`` at the interpolates ``inter [N, 3, H, W]``."""
+    (grad,) = torch.autograd.grad(d_inter.sum(), inter, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def style_loss(pred: torch.Tensor, theta: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+    """Squared error of recovered style controllers on attributes that are on.
+
+    ``pred, theta [N, n_attrs, style_dim]``, ``on {0,1} [N, n_attrs]``.
+    """
+    mask = on[:, :, None].expand_as(theta)
+    return ((pred - theta) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def target_attrs(att_b: torch.Tensor, cfg: AttGANTrainConfig, gen: torch.Generator):
+    """{0,1} targets -> generator input, per ``b_distribution`` (release semantics)."""
+    sign = att_b * 2 - 1
+    if cfg.b_distribution == "uniform":
+        return sign * torch.rand(att_b.shape, generator=gen) * (2 * cfg.thres_int)
+    if cfg.b_distribution == "truncated_normal":
+        noise = torch.fmod(torch.randn(att_b.shape, generator=gen), 2) + 2
+        return sign * noise / 4.0 * (2 * cfg.thres_int)
+    return sign * cfg.thres_int
+
+
+# ------------------------------------------------------------------------ step modules
+
+
+class _GenStep(nn.Module):
+    """One generator forward for both outputs (DDP wants a single forward per step)."""
+
+    def __init__(self, G: nn.Module) -> None:
+        super().__init__()
+        self.G = G
+
+    def forward(self, img, att_b_, att_a_, style):
+        feats = self.G.encode(img)
+        fake = self.G.decode(feats, att_b_, style)
+        recon = self.G.decode(feats, att_a_, None if style is None else torch.zeros_like(style))
+        return fake, recon
+
+
+class _DisStep(nn.Module):
+    """Discriminator heads in one forward: ``(adv, cls, style or None)``."""
+
+    def __init__(self, D: nn.Module) -> None:
+        super().__init__()
+        self.D = D
+
+    def forward(self, img):
+        h = self.D.features(img)
+        style = None
+        if self.D.config.style_dim > 0:
+            style = self.D.fc_style(h).reshape(-1, self.D.config.n_attrs, self.D.config.style_dim)
+        return self.D.fc_adv(h), self.D.fc_cls(h), style
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+class _Logger:
+    """Losses to ``losses.jsonl`` and TensorBoard (when installed), samples to PNG + TB."""
+
+    def __init__(self, run_dir: Path, use_tb: bool) -> None:
+        self.run_dir = run_dir
+        self.jsonl = run_dir / "losses.jsonl"
+        self.tb = None
+        if use_tb:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except ImportError:
+                log.warning(
+                    "tensorboard is not installed (pip install 'faceedit[train]'); "
+                    "losses go to losses.jsonl only"
+                )
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        with open(self.jsonl, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, v, step)
+
+    def image(self, step: int, tag: str, rgb) -> None:
+        if self.tb is not None:
+            self.tb.add_image(tag, rgb, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_losses(run_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """The rows of ``losses.jsonl`` written during training."""
+    path = Path(run_dir) / "losses.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------- train
+
+
+def make_dataset(cfg: AttGANTrainConfig, mode: str = "train"):
+    from faceedit.data.celeba import AttributeImages
+
+    return AttributeImages(
+        kind=cfg.data,
+        data_path=cfg.data_path,
+        attr_path=cfg.attr_path,
+        attrs=cfg.attrs,
+        img_size=cfg.img_size,
+        mode=mode,
+        image_list_path=cfg.image_list_path if cfg.data == "celeba-hq" else None,
+    )
+
+
+def _step_generator(cfg: AttGANTrainConfig, step: int, rank: int) -> torch.Generator:
+    # stateless per step: a resumed run draws exactly what an uninterrupted one would
+    return torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 131 + rank)
+
+
+def _epoch_batches(n: int, cfg: AttGANTrainConfig, epoch: int, rank: int, world: int):
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    mine = perm[rank::world].tolist()
+    per = len(perm) // world
+    mine = mine[:per]
+    return [
+        mine[i : i + cfg.batch_size] for i in range(0, per - cfg.batch_size + 1, cfg.batch_size)
+    ]
+
+
+def train_attgan(
+    cfg: AttGANTrainConfig,
+    resume: str | os.PathLike | bool | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train (or resume) an AttGAN; returns the run directory.
+
+    Args:
+        cfg: the run's settings.
+        resume: a checkpoint path, or True for ``<out_dir>/checkpoint.pt``.
+        stop_after: stop once this global step is reached (a checkpoint is written),
+            without changing the schedule that ``max_steps``/``epochs`` define.
+
+    The run directory holds ``config.yaml``, ``setting.txt``, ``losses.jsonl``, ``tb/``
+    (TensorBoard), ``samples/``, ``checkpoint.pt`` and, at the end, ``model/`` (the
+    trained AttGAN in faceedit's own format).
+    """
+    from tqdm.auto import tqdm
+
+    from faceedit.train.common import (
+        cleanup_distributed,
+        load_checkpoint,
+        rng_state,
+        save_checkpoint,
+        set_rng_state,
+        setup_distributed,
+    )
+
+    dist_info = setup_distributed()
+    rank, world = dist_info.rank, dist_info.world_size
+    run_dir = Path(cfg.out_dir)
+    try:
+        dataset = make_dataset(cfg, "train")
+        spe = len(dataset) // (cfg.batch_size * world)
+        if spe == 0:
+            raise FaceeditError(
+                f"{cfg.attr_path}: {len(dataset)} training images are fewer than one batch "
+                f"({cfg.batch_size} x {world} processes)"
+            )
+        total = cfg.max_steps or cfg.epochs * spe
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        model = build_model(cfg)
+        G, D = model.G, model.D
+        betas = (cfg.beta1, cfg.beta2)
+        opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
+        opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=betas)
+        step = 0
+        if resume:
+            ck_path = run_dir / CHECKPOINT_NAME if resume is True else Path(resume)
+            ck = load_checkpoint(ck_path)
+            try:
+                G.load_state_dict(ck["G"])
+                D.load_state_dict(ck["D"])
+                opt_G.load_state_dict(ck["optim_G"])
+                opt_D.load_state_dict(ck["optim_D"])
+            except (KeyError, RuntimeError, ValueError) as e:
+                raise FaceeditError(
+                    f"{ck_path}: does not fit this config ({str(e).splitlines()[0]})"
+                ) from None
+            step = int(ck["step"])
+            set_rng_state(ck.get("rng", {}))
+
+        g_step, d_step = _GenStep(G), _DisStep(D)
+        d_plain = d_step
+        if dist_info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            g_step, d_step = DDP(g_step), DDP(d_step)
+        if dist_info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_run_files(run_dir, cfg)
+        logger = _Logger(run_dir, cfg.tensorboard) if dist_info.is_main else None
+        samples = _sample_batch(cfg) if dist_info.is_main else None
+
+        concat_d = D.config.norm in ("instancenorm", "none")
+        last_epoch = -1
+        batches: list[list[int]] = []
+        bar = tqdm(
+            total=total,
+            initial=step,
+            desc="attgan",
+            disable=not (cfg.progress and dist_info.is_main),
+        )
+        G.train()
+        D.train()
+        end = total if stop_after is None else min(total, stop_after)
+        while step < end:
+            epoch, i = divmod(step, spe)
+            if epoch != last_epoch:
+                batches = _epoch_batches(len(dataset), cfg, epoch, rank, world)
+                last_epoch = epoch
+                lr = cfg.lr / 10 ** (epoch // max(1, cfg.lr_decay_epochs))
+                for opt in (opt_G, opt_D):
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+            items = [dataset[j] for j in batches[i]]
+            img_a = torch.stack([x for x, _ in items])
+            att_a = torch.stack([a for _, a in items]).float()
+            gen = _step_generator(cfg, step, rank)
+            att_b = att_a[torch.randperm(len(att_a), generator=gen)]
+            att_a_ = (att_a * 2 - 1) * cfg.thres_int
+            att_b_ = target_attrs(att_b, cfg, gen)
+            style = None
+            if cfg.style_dim > 0:
+                shape = (len(att_a), len(cfg.attrs), cfg.style_dim)
+                style = torch.rand(shape, generator=gen) * 2 - 1
+
+            if (step + 1) % (cfg.n_d + 1) != 0:
+                losses = _critic_step(
+                    cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen, concat_d
+                )
+            else:
+                losses = _generator_step(
+                    cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_, att_b_, style
+                )
+            finite_or_raise(losses)
+            step += 1
+            bar.update(1)
+            if logger is not None:
+                if step % cfg.log_interval == 0 or step == end:
+                    logger.scalars(step, {**losses, "lr": opt_G.param_groups[0]["lr"]})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+                if step % cfg.sample_interval == 0 or step == end:
+                    _write_samples(run_dir, logger, G, samples, cfg, step)
+            if dist_info.is_main and (step % cfg.save_interval == 0 or step == end):
+                save_checkpoint(
+                    run_dir / CHECKPOINT_NAME,
+                    {
+                        "G": G.state_dict(),
+                        "D": D.state_dict(),
+                        "optim_G": opt_G.state_dict(),
+                        "optim_D": opt_D.state_dict(),
+                        "step": step,
+                        "config": cfg.setting(),
+                        "model_config": dataclasses.asdict(model.config),
+                        "rng": rng_state(),
+                        "world_size": world,
+                        "faceedit_version": _version(),
+                    },
+                )
+        bar.close()
+        if dist_info.enabled:
+            _check_in_sync(G, D)
+        if dist_info.is_main:
+            if step >= total:
+                model.eval().save_pretrained(run_dir / "model", metadata={"step": step})
+            if logger is not None:
+                logger.close()
+            if dataset.bad_files:
+                log.warning(
+                    "%d unreadable images were skipped: %s",
+                    len(dataset.bad_files),
+                    ", ".join(sorted(dataset.bad_files)[:20]),
+                )
+    finally:
+        cleanup_distributed(dist_info)
+    return run_dir
+
+
+def _critic_step(cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen, concat_d):
+    with torch.no_grad():
+        fake = G(img_a, att_b_, style)
+    n = len(img_a)
+    alpha = torch.rand((n, 1, 1, 1), generator=gen)
+    if cfg.mode == "wgan":
+        other = fake
+    else:  # DRAGAN-style perturbation around the real images, as in the release
+        beta = torch.rand(img_a.shape, generator=gen)
+        other = img_a + 0.5 * img_a.var().sqrt() * beta
+    inter = (img_a + alpha * (other - img_a)).requires_grad_(True)
+    if concat_d:
+        # one forward: per-sample norms make this equal to three separate calls
+        adv, cls, sty = d_step(torch.cat([img_a, fake, inter]))
+        d_real, d_fake, d_inter = adv.split(n)
+        dc_real = cls[:n]
+        sty_fake = None if sty is None else sty[n : 2 * n]
+    else:
+        d_real, dc_real, _ = d_step(img_a)
+        d_fake, _, sty_fake = d_step(fake)
+        d_inter = d_step(inter)[0]
+    df = adversarial_d_loss(d_real, d_fake, cfg.mode)
+    gp = gradient_penalty(d_inter, inter)
+    dc = F.binary_cross_entropy_with_logits(dc_real, att_a)
+    loss = df + cfg.lambda_gp * gp + cfg.lambda_3 * dc
+    out = {"d/loss": loss, "d/adv": df, "d/gp": gp, "d/cls": dc}
+    if style is not None and sty_fake is not None:
+        ds = style_loss(sty_fake, style, att_b)
+        loss = loss + cfg.lambda_style * ds
+        out["d/style"] = ds
+        out["d/loss"] = loss
+    opt_D.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_D.step()
+    return {k: float(v.detach()) for k, v in out.items()}
+
+
+def _generator_step(cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_, att_b_, style):
+    for p in D.parameters():
+        p.requires_grad_(False)
+    try:
+        fake, recon = g_step(img_a, att_b_, att_a_, style)
+        d_fake, dc_fake, sty_fake = d_plain(fake)
+        gf = adversarial_g_loss(d_fake, cfg.mode)
+        gc = F.binary_cross_entropy_with_logits(dc_fake, att_b)
+        gr = F.l1_loss(recon, img_a)
+        loss = gf + cfg.lambda_2 * gc + cfg.lambda_1 * gr
+        out = {"g/adv": gf, "g/cls": gc, "g/rec": gr}
+        if style is not None and sty_fake is not None:
+            gs = style_loss(sty_fake, style, att_b)
+            loss = loss + cfg.lambda_style * gs
+            out["g/style"] = gs
+        out["g/loss"] = loss
+        opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_G.step()
+    finally:
+        for p in D.parameters():
+            p.requires_grad_(True)
+    return {k: float(v.detach()) for k, v in out.items()}
+
+
+def _check_in_sync(G: nn.Module, D: nn.Module) -> None:
+    import torch.distributed as dist
+
+    total = torch.stack([p.detach().double().sum() for p in [*G.parameters(), *D.parameters()]])
+    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, total)
+    if any(not torch.allclose(g, gathered[0], rtol=1e-6, atol=1e-6) for g in gathered):
+        raise FaceeditError("distributed training: ranks ended with different weights")
+
+
+def _write_run_files(run_dir: Path, cfg: AttGANTrainConfig) -> None:
+    import yaml
+
+    from faceedit.fileio import atomic_write_text
+
+    data = dataclasses.asdict(cfg)
+    data["attrs"] = list(cfg.attrs)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    atomic_write_text(
+        run_dir / "setting.txt", json.dumps(cfg.setting(), indent=4, separators=(",", ":"))
+    )
+
+
+def _sample_batch(cfg: AttGANTrainConfig):
+    try:
+        ds = make_dataset(cfg, "valid")
+    except FaceeditError:
+        ds = make_dataset(cfg, "train")
+    n = min(cfg.n_samples, len(ds))
+    items = [ds[i] for i in range(n)]
+    return torch.stack([x for x, _ in items]), torch.stack([a for _, a in items]).float()
+
+
+def _write_samples(run_dir: Path, logger: _Logger, G, samples, cfg, step: int) -> None:
+    from faceedit.editing.attgan import flip_grid_images
+    from faceedit.viz import image_grid, save_grid
+
+    img, att = samples
+    was_training = G.training
+    G.eval()
+    try:
+        cells, cols = flip_grid_images(G, img, att, cfg.thres_int, cfg.test_int)
+    finally:
+        G.train(was_training)
+    grid = image_grid(cells, col_labels=cols, title=f"step {step}")
+    (run_dir / "samples").mkdir(exist_ok=True)
+    save_grid(run_dir / "samples" / f"step_{step:08d}.png", grid)
+    logger.image(step, "samples", grid)
+
+
+def _version() -> str:
+    from faceedit import __version__
+
+    return __version__
+
+
+def finite_or_raise(values: dict[str, float]) -> None:
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise FaceeditError(f"training diverged: {', '.join(bad)} became NaN/inf")
