@@ -135,12 +135,20 @@ def encoder_from_psp(obj: dict, encoder_type: str | None = None) -> nn.Module:
     )
     if kind == "e4e" and config.input_nc != 3:
         raise CheckpointError(f"e4e encoders take 3 input channels, this one {config.input_nc}")
-    encoder = cls(config)
+    encoder = _uninitialised(cls, config)
     enc_state = strip_prefix(state, "encoder.")
     if use_avg:
         enc_state["latent_avg"] = _latent_rows(latent_avg, n_styles)
     load_state_dict_checked(encoder, enc_state, source="encoder.*")
     return encoder.eval()
+
+
+def _uninitialised(cls, config) -> nn.Module:
+    """``cls(config)`` with uninitialised CPU tensors: a strict load overwrites them all,
+    and random initialisation of a 267M-parameter pSp encoder alone takes seconds."""
+    with torch.device("meta"):
+        model = cls(config)
+    return model.to_empty(device="cpu")
 
 
 def _latent_rows(latent_avg: torch.Tensor, n_styles: int) -> torch.Tensor:
@@ -222,7 +230,7 @@ def irse_from_state_dict(state: dict) -> nn.Module:
         mode=mode,
         affine="output_layer.4.weight" in state,
     )
-    model = IRSEBackbone(config)
+    model = _uninitialised(IRSEBackbone, config)
     load_state_dict_checked(model, state, source="IR-SE state dict")
     return model.eval()
 
