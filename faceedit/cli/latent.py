@@ -408,9 +408,8 @@ def _run_edit_latent(args: argparse.Namespace) -> int:
     ws = ws[: args.max_codes]
     strip = editor.strip(ws, edits, ts)  # [N, T, 3, H, W]
     cells = [[tensor_to_uint8(img) for img in row] for row in strip]
-    label = ", ".join(f"{a}" for a in edits)
-    col_labels = ["\n".join(f"{t * s:+.2f}" for s in edits.values()) for t in ts]
-    grid = image_grid(cells, col_labels=col_labels, title=f"{label} (strength per column)")
+    col_labels = ["\n".join(f"{a[:10]} {t * s:+.2f}" for a, s in edits.items()) for t in ts]
+    grid = image_grid(cells, row_labels=[f"#{i}" for i in range(len(cells))], col_labels=col_labels)
     from PIL import Image
 
     with atomic_path(out) as tmp:

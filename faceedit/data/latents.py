@@ -181,7 +181,7 @@ def _read_celeba_txt(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
     for i, line in enumerate(lines[start + 1 :], start=start + 2):
         parts = line.split()
         # rows are "file v1 ... vK"; accept rows without the file name too
-        values = parts[1:] if len(parts) == len(names) + 1 else parts
+        values = parts[1:] if parts and not _is_number(parts[0]) else parts
         if len(values) != len(names):
             raise DataError(f"{path}:{i}: {len(values)} values for {len(names)} attributes")
         try:
@@ -191,6 +191,14 @@ def _read_celeba_txt(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
     if count is not None and count != len(rows):
         raise DataError(f"{path}: header says {count} rows, found {len(rows)}")
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(names)), names
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _binarise(labels: np.ndarray, path: Path) -> np.ndarray:
