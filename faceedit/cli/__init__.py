@@ -15,6 +15,7 @@ from faceedit import __version__
 from faceedit.cli.common import Commands
 
 COMMAND_MODULES: list[str] = [
+    "faceedit.cli.attgan",
     "faceedit.cli.data",
     "faceedit.cli.demo",
     "faceedit.cli.generate",

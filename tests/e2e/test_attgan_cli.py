@@ -1,0 +1,221 @@
+"""The AttGAN verbs end to end on a tiny model trained on generated images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from faceedit.cli import main
+from faceedit.data.celeba import TOY_ATTRS, toy_faces, write_custom_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cfg(root: Path, **kw) -> Path:
+    imgs, labels = toy_faces(24, 32, seed=3)
+    attr = write_custom_dataset(root / "imgs", imgs, labels, TOY_ATTRS)
+    data = dict(
+        data="custom",
+        data_path=str(root / "imgs"),
+        attr_path=str(attr),
+        attrs=list(TOY_ATTRS),
+        img_size=32,
+        enc_dim=8,
+        dec_dim=8,
+        dis_dim=8,
+        dis_fc_dim=16,
+        enc_layers=3,
+        dec_layers=3,
+        dis_layers=3,
+        inject_layers=1,
+        batch_size=4,
+        n_d=1,
+        lr=1e-3,
+        n_samples=2,
+        save_interval=1000,
+        sample_interval=1000,
+        log_interval=1,
+        out_dir=str(root / "run"),
+        tensorboard=False,
+        max_steps=6,
+        progress=False,
+    )
+    data.update(kw)
+    path = root / "cfg.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attgan_cli")
+    cfg = _cfg(root, style_dim=1)
+    assert main(["train", "attgan", "--config", str(cfg), "--no-progress"]) == 0
+    return root, cfg
+
+
+def test_train_writes_a_loadable_model_and_resumes(trained) -> None:
+    root, cfg = trained
+    run = root / "run"
+    assert (run / "model" / "config.json").is_file()
+    assert torch.load(run / "checkpoint.pt")["step"] == 6
+    # resuming a finished run with a later max_steps continues from step 6
+    assert (
+        main(
+            [
+                "train",
+                "attgan",
+                "--config",
+                str(cfg),
+                "--resume",
+                "--max-steps",
+                "8",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert torch.load(run / "checkpoint.pt")["step"] == 8
+
+
+def _faces(root: Path, n: int = 2) -> list[str]:
+    imgs, _ = toy_faces(n, 48, seed=9)
+    paths = []
+    for i, im in enumerate(imgs):
+        p = root / f"face{i}.jpg"
+        Image.fromarray(im).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def _png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_edit_modes_write_grids(trained, tmp_path) -> None:
+    root, _ = trained
+    faces = _faces(tmp_path)
+    model = str(root / "run")
+    outs = {}
+    for name, extra in {
+        "flip": ["--flip-all"],
+        "slide": ["--slide", "Eyeglasses", "--min", "-1", "--max", "1", "--steps", "4"],
+        "attr": ["--attr", "Eyeglasses=1", "--attr", "Bangs=-0.5", "--current", "Bangs=1"],
+        "style": ["--style", "Eyeglasses", "--n-styles", "3"],
+    }.items():
+        out = tmp_path / f"{name}.png"
+        assert main(["attgan-edit", *faces, "--model", model, *extra, "-o", str(out)]) == 0
+        outs[name] = _png(out)
+    # grids: 2 rows; columns input+recon+3 flips, input+4 steps, input+edited, input+3 styles
+    widths = {k: v.shape[1] for k, v in outs.items()}
+    assert widths["flip"] > widths["slide"] > widths["style"] > widths["attr"]
+    assert outs["flip"].shape[0] > 2 * 32
+
+
+def test_edit_errors_are_one_line(trained, tmp_path, capsys) -> None:
+    root, _ = trained
+    faces = _faces(tmp_path, 1)
+    out = str(tmp_path / "x.png")
+    assert (
+        main(
+            ["attgan-edit", *faces, "--model", str(root / "run"), "--attr", "Smiling=1", "-o", out]
+        )
+        == 2
+    )
+    assert "Smiling" in capsys.readouterr().err
+    assert (
+        main(["attgan-edit", str(tmp_path / "nope.jpg"), "--model", str(root / "run"), "-o", out])
+        == 2
+    )
+    assert "nope.jpg" in capsys.readouterr().err
+    assert not Path(out).exists()
+
+
+def test_eval_writes_table_and_chart(trained, tmp_path) -> None:
+    root, cfg = trained
+    out = tmp_path / "ev"
+    assert (
+        main(
+            [
+                "eval",
+                "attgan",
+                "--model",
+                str(root / "run"),
+                "--config",
+                str(cfg),
+                "--split",
+                "all",
+                "--max-images",
+                "8",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((out / "attgan_eval.json").read_text())
+    assert set(report["accuracy"]) == set(TOY_ATTRS) and report["n_images"] == 8
+    assert 0 <= report["mean_accuracy"] <= 1 and report["psnr"] > 0
+    assert "| Eyeglasses |" in (out / "attgan_eval.md").read_text()
+    assert _png(out / "attgan_eval.png").shape[0] > 100
+
+
+def test_release_checkpoint_through_the_cli(trained, tmp_path) -> None:
+    from faceedit.checkpoints import load
+    from faceedit.checkpoints.attgan import save_release_checkpoint, setting_from_config
+
+    root, _ = trained
+    model = load(root / "run" / "model")
+    # the release's layout: output/<exp>/setting.txt + checkpoint/weights.N.pth with module.
+    exp = tmp_path / "exp"
+    (exp / "checkpoint").mkdir(parents=True)
+    (exp / "setting.txt").write_text(json.dumps(setting_from_config(model)))
+    ck = {
+        "G": {"module." + k: v for k, v in model.G.state_dict().items()},
+        "D": {"module." + k: v for k, v in model.D.state_dict().items()},
+    }
+    torch.save(ck, exp / "checkpoint" / "weights.7.pth")
+    save_release_checkpoint(model, exp / "checkpoint" / "weights.2.pth")
+    out = tmp_path / "r.png"
+    faces = _faces(tmp_path, 1)
+    assert main(["attgan-edit", *faces, "--model", str(exp), "-o", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_torchrun_two_processes_gloo(tmp_path) -> None:
+    cfg = _cfg(tmp_path, max_steps=4, batch_size=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "faceedit",
+            "train",
+            "attgan",
+            "--config",
+            str(cfg),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt")
+    assert ck["step"] == 4 and ck["world_size"] == 2
