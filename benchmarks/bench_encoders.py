@@ -1,0 +1,62 @@
+"""Encoder time per image at 256 px on the CPU: pSp, e4e (18 styles) and IR-SE-50.
+
+Full-size networks with random weights (the speed does not depend on the values).
+Prints seconds per image for each batch size and e4e's time relative to pSp's.
+
+    .venv/bin/python benchmarks/bench_encoders.py [--batch 1 4] [--repeat 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from faceedit.nets.encoders import E4EEncoder, IRSEBackbone, PSPEncoder
+
+
+def seconds_per_image(fn, x: torch.Tensor, repeat: int) -> float:
+    with torch.no_grad():
+        fn(x)  # warm-up: first-call allocations
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn(x)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) / x.shape[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = {
+        "psp": PSPEncoder().eval(),
+        "e4e": E4EEncoder().eval(),
+        "ir_se50": IRSEBackbone().eval(),
+    }
+    for name, m in models.items():
+        n = sum(p.numel() for p in m.parameters())
+        print(f"{name:8s} {n / 1e6:7.1f} M parameters")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, no_grad")
+    for batch in args.batch:
+        x = torch.rand(batch, 3, 256, 256) * 2 - 1
+        t = {
+            "psp": seconds_per_image(models["psp"], x, args.repeat),
+            "e4e": seconds_per_image(models["e4e"], x, args.repeat),
+            # the ID-loss path: crop + pool the 256 px image to 112 px, then the backbone
+            "ir_se50": seconds_per_image(models["ir_se50"].extract, x, args.repeat),
+        }
+        line = "  ".join(f"{k} {v:.3f} s/img" for k, v in t.items())
+        print(f"batch {batch}: {line}  e4e/psp {t['e4e'] / t['psp']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
