@@ -39,7 +39,8 @@ parameter             dicebear option
 ``facialHairColor``   ``facialHairColor`` (10)
 ``clothes``           ``clothesVariant`` (9)
 ``clothesColor``      ``clothesColor`` (14)
-``clothesGraphic``    ``clothesGraphicVariant`` (10): visible only on ``graphicShirt``
+``clothesGraphic``    ``clothesGraphicVariant`` (10): white, visible only on a
+                      ``graphicShirt`` that is not white
 ``background``        ``backgroundColor``: one fixed plain colour, :data:`BACKGROUND`
 ====================  ================================================================
 
@@ -64,11 +65,13 @@ attribute                   is 1 when
 ``Smiling``                 ``mouth`` in default, smile, tongue, twinkle
 ``Wearing_Hat``             ``top`` is hat, hijab, turban or one of the 4 winter hats
 ``Dark_Skin`` (extra)       ``skinColor`` 614335 or ae5d29
-``Eyes_Closed`` (extra)     ``eyes`` closed or happy (both lids shut)
+``Eyes_Closed`` (extra)     ``eyes`` closed or happy (both lids shut), unless behind the
+                            opaque ``kurt`` glasses
 ==========================  ==========================================================
 
 Hats hide the hair completely (their art references ``hatColor`` only; hijab included),
-so hair colours count only under hair tops. The hair colours b58143 (light brown,
+so hair colours count only under hair tops; the opaque ``kurt`` glasses hide the eyes
+(:func:`visible_parameters` lists what shows). The hair colours b58143 (light brown,
 between blond and brown), a55728 (auburn), c93305 (red), f59797 (pink) and e8e1e1
 (grey) set no hair attribute. CelebA's ``Gray_Hair`` is not an attribute: hats, bald
 heads and four hair colours are mutually exclusive, so at most five of them can each
@@ -164,6 +167,7 @@ MOUTH_CELLS: dict[tuple[bool, bool], tuple[str, ...]] = {
 }
 MOUTHS = tuple(sorted(m for cell in MOUTH_CELLS.values() for m in cell))
 GLASSES = ("kurt", "prescription01", "prescription02", "round", "sunglasses", "wayfarers")
+EYE_HIDING = ("kurt",)  # opaque lenses: the eyes behind them do not show
 ACCESSORIES = (NO_TOP, "eyepatch", *GLASSES)
 MOUSTACHES = ("moustacheFancy", "moustacheMagnum")
 BEARDS = ("beardLight", "beardMajestic", "beardMedium")
@@ -276,8 +280,15 @@ def sample_records(n: int, seed: int = 0) -> list[Record]:
     balding_share = BALDING_SHARE / HEAD_SHARES["hair"]
     balding_deck = _deck(rng, n_hair, {True: balding_share, False: 1 - balding_share})
     mouth = _deck(rng, n, MOUTH_SHARES)
-    eyes = _deck(rng, n, EYES_SHARES)
-    accessories = _deck(rng, n, ACCESSORY_SHARES)
+    acc_classes = {"glasses": GLASSES, "none": (NO_TOP,), "eyepatch": ("eyepatch",)}
+    accessories = [rng.choice(acc_classes[c]) for c in _deck(rng, n, ACCESSORY_SHARES)]
+    # eyes are dealt only to faces whose eyes show, so that Eyes_Closed keeps its share
+    shown = [i for i in range(n) if accessories[i] not in EYE_HIDING]
+    closed = min(1.0, EYES_SHARES["closed"] * n / max(1, len(shown)))
+    eyes: list[str | None] = [None] * n
+    eye_deck = _deck(rng, len(shown), {"closed": closed, "open": 1 - closed})
+    for i, c in zip(shown, eye_deck, strict=True):
+        eyes[i] = c
     facial_hair = _deck(rng, n, FACIAL_HAIR_SHARES)
     skin = _deck(rng, n, SKIN_SHARES)
 
@@ -296,7 +307,6 @@ def sample_records(n: int, seed: int = 0) -> list[Record]:
             top = rng.choice(HAT_TOPS) if head[i] == "hat" else NO_TOP
             # hidden, but part of the identity: a counterfactual may uncover it
             hair_color = rng.choice(HAIR_COLORS)
-        acc = {"glasses": GLASSES, "none": (NO_TOP,), "eyepatch": ("eyepatch",)}[accessories[i]]
         fh = {"none": (NO_TOP,), "moustache": MOUSTACHES, "beard": BEARDS}[facial_hair[i]]
         sk = {"pale": PALE_SKIN, "dark": DARK_SKIN, "mid": MID_SKIN}[skin[i]]
         record: Record = {
@@ -304,10 +314,12 @@ def sample_records(n: int, seed: int = 0) -> list[Record]:
             "hairColor": hair_color,
             "hatColor": rng.choice(WEAR_COLORS),
             "skinColor": rng.choice(sk),
-            "eyes": rng.choice(EYES_CLOSED if eyes[i] == "closed" else EYES_OPEN),
+            "eyes": rng.choice(
+                EYES if eyes[i] is None else EYES_CLOSED if eyes[i] == "closed" else EYES_OPEN
+            ),
             "eyebrows": rng.choice(EYEBROWS),
             "mouth": rng.choice(MOUTH_CELLS[mouth[i]]),
-            "accessories": rng.choice(acc),
+            "accessories": accessories[i],
             "accessoriesColor": rng.choice(WEAR_COLORS),
             "facialHair": rng.choice(fh),
             "facialHairColor": rng.choice(HAIR_COLORS),
@@ -351,6 +363,33 @@ def hair_visible(record: Mapping[str, str]) -> bool:
     return record["top"] in HAIR_TOPS
 
 
+def visible_parameters(record: Mapping[str, str]) -> tuple[str, ...]:
+    """The parameters whose value shows in the image of ``record``.
+
+    The others (hair colour under a hat, hat colour without one, the eyes behind
+    opaque lenses, ...) change no pixel; an oracle cannot see them and an edit need
+    not preserve them. Listed parameters show in general, not for every pair of
+    values: behind opaque lenses the tear of ``eyes="cry"`` and the whites of
+    ``"eyeRoll"`` still show at the frame, yet the eyes count as hidden there (and the
+    eyebrows, mostly covered, count as shown); a hijab
+    over a full beard covers the neckline that tells some clothes apart.
+    """
+    hidden = set()
+    if record["top"] not in HAIR_TOPS:
+        hidden.add("hairColor")
+    if record["top"] not in HAT_TOPS:
+        hidden.add("hatColor")
+    if record["accessories"] == NO_TOP:
+        hidden.add("accessoriesColor")
+    if record["accessories"] in EYE_HIDING:
+        hidden.add("eyes")
+    if record["facialHair"] == NO_TOP:
+        hidden.add("facialHairColor")
+    if record["clothes"] != "graphicShirt" or record["clothesColor"] == "ffffff":
+        hidden.add("clothesGraphic")  # the graphics are white
+    return tuple(k for k in PARAMETERS if k not in hidden)
+
+
 def attributes(record: Mapping[str, str]) -> dict[str, int]:
     """The binary attributes of a record, as CelebA values -1/1 (see the module docstring)."""
     hair = record["hairColor"] if hair_visible(record) else None
@@ -369,7 +408,7 @@ def attributes(record: Mapping[str, str]) -> dict[str, int]:
         "Smiling": any(record["mouth"] in MOUTH_CELLS[(True, o)] for o in (True, False)),
         "Wearing_Hat": record["top"] in HAT_TOPS,
         "Dark_Skin": record["skinColor"] in DARK_SKIN,
-        "Eyes_Closed": record["eyes"] in EYES_CLOSED,
+        "Eyes_Closed": record["eyes"] in EYES_CLOSED and record["accessories"] not in EYE_HIDING,
     }
     return {name: 1 if on[name] else -1 for name in ATTRIBUTE_NAMES}
 

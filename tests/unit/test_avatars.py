@@ -256,3 +256,49 @@ def test_direct_svg_path_equals_dicebears_checked_avatar() -> None:
     records += [A.counterfactual(records[0], top=t) for t in A.PARAMETERS["top"]]
     for r in records:
         assert A.render_svg(r) == A.render_svg(r, check_options=True)
+
+
+def _visibly_different(a: np.ndarray, b: np.ndarray) -> bool:
+    # anti-aliased edges of an occluder may let a hidden part tint a pixel by a few levels
+    return bool((np.abs(a.astype(int) - b.astype(int)) > 24).any())
+
+
+def test_hidden_parameters_change_no_pixel_and_listed_ones_do() -> None:
+    # hidden (not in visible_parameters) => no value changes a pixel, on random records;
+    # "cry" and "eyeRoll" peek out from behind opaque lenses (documented exceptions)
+    peeking = ("cry", "eyeRoll")
+    for record in A.sample_records(40, 8):
+        visible = set(A.visible_parameters(record))
+        img = A.render_record(record, 32)
+        for key in set(A.PARAMETERS) - visible:
+            for other in [v for v in A.PARAMETERS[key] if v not in (record[key], *peeking)][:3]:
+                cf = A.render_record(A.counterfactual(record, **{key: other}), 32)
+                assert not _visibly_different(img, cf), (key, other, record)
+    # listed => changes pixels, on faces chosen to cover each hiding rule
+    records = A.sample_records(4, 9)
+    chosen = [
+        A.counterfactual(records[0], accessories="kurt", eyes="closed"),
+        A.counterfactual(records[1], top="winterHat02", clothes="hoodie"),
+        A.counterfactual(records[2], top=A.NO_TOP, accessories="none", facialHair="none"),
+        A.counterfactual(
+            records[3],
+            top="bob",
+            clothes="graphicShirt",
+            clothesColor="262e33",
+            facialHair="beardLight",
+        ),
+    ]
+    for record in chosen:
+        visible = set(A.visible_parameters(record))
+        # 64 px: opaque lenses leave only a few pixels of the eyebrows
+        img = A.render_record(record, 64)
+        for key in visible - {"background"}:
+            other = next(v for v in A.PARAMETERS[key] if v not in (record[key], *peeking))
+            cf = A.render_record(A.counterfactual(record, **{key: other}), 64)
+            assert _visibly_different(img, cf), (key, other, record)
+    kurt = chosen[0]
+    assert "eyes" not in A.visible_parameters(kurt)
+    assert A.attributes(kurt)["Eyes_Closed"] == -1
+    assert A.attributes(A.counterfactual(kurt, accessories="round"))["Eyes_Closed"] == 1
+    white = A.counterfactual(chosen[3], clothesColor="ffffff")
+    assert "clothesGraphic" not in A.visible_parameters(white)
