@@ -226,11 +226,15 @@ class LatentTransformer(ConfigModule):
 class LatentTransformerBank(nn.Module):
     """``K`` latent transformers as batched tensors, for training several attributes at once.
 
-    ``weight [K, groups, d, d]`` and ``bias [K, groups, d]`` hold the raw (unscaled)
-    parameters of every transformer; ``forward(ws [N, num_ws, w_dim], alpha [K, N]) ->
-    ws [K, N, num_ws, w_dim]`` with ``out[k] = T_k(ws, alpha[k])``. Since Adam and weight
-    decay act element-wise, training the bank with the sum of per-attribute losses is the
-    same as training the ``K`` transformers separately on the same batches.
+    ``forward(ws [N, num_ws, w_dim], alpha [K, N]) -> ws [K, N, num_ws, w_dim]`` with
+    ``out[k] = T_k(ws, alpha[k])``. The raw (unscaled) parameters of all transformers are
+    stored as ``weight [groups, d_in, K, d_out]`` and ``bias [groups, K, d_out]``: every
+    group's input is then multiplied by all ``K`` maps at once, one
+    ``[N, d] @ [d, K * d]`` product per group (a single ``bmm``), without copying the
+    input ``K`` times or materialising scaled weights (the equalised-lr scale is applied
+    to the input instead). Since Adam and weight decay act element-wise, training the
+    bank with the sum of per-attribute losses is the same as training the ``K``
+    transformers separately on the same batches.
     """
 
     def __init__(self, config: LatentTransformerConfig, count: int) -> None:
@@ -240,12 +244,10 @@ class LatentTransformerBank(nn.Module):
         self.config = replace(config, attr_name="")
         self.count = count
         g, d = config.groups, config.group_dim
-        weight = torch.empty(count, g, d, d)
-        for k in range(count):
-            for i in range(g):
-                nn.init.xavier_uniform_(weight[k, i])
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(torch.zeros(count, g, d))
+        # xavier_uniform of a square [d, d] matrix: U(-sqrt(3 / d), sqrt(3 / d))
+        bound = math.sqrt(3.0 / d)
+        self.weight = nn.Parameter(torch.empty(g, d, count, d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(g, count, d))
         self.scale = config.lrmul / math.sqrt(d)
 
     @classmethod
@@ -257,25 +259,21 @@ class LatentTransformerBank(nn.Module):
         bank = cls(config, len(transformers))
         with torch.no_grad():
             for k, t in enumerate(transformers):
-                weight, bias = t.stacked()
-                bank.weight[k].copy_(weight)
-                bank.bias[k].copy_(bias)
+                weight, bias = t.stacked()  # [groups, out, in], [groups, out]
+                bank.weight[:, :, k, :].copy_(weight.transpose(1, 2))
+                bank.bias[:, k, :].copy_(bias)
         return bank
 
     def delta(self, ws: torch.Tensor) -> torch.Tensor:
         """``f_k(w)`` for every ``k``: ``ws [N, num_ws, w_dim] -> [K, N, num_ws, w_dim]``."""
         c = self.config
-        n = ws.shape[0]
-        x = ws.reshape(n, c.groups, c.group_dim)
-        # one batched matmul over (K * groups) independent maps
-        x = x.permute(1, 0, 2).unsqueeze(0).expand(self.count, -1, -1, -1)
-        x = x.reshape(self.count * c.groups, n, c.group_dim)
-        w = (self.weight * self.scale).reshape(self.count * c.groups, c.group_dim, c.group_dim)
+        g, d, k, n = c.groups, c.group_dim, self.count, ws.shape[0]
+        x = (ws.reshape(n, g, d) * self.scale).transpose(0, 1)  # [G, N, d]
         out = torch.baddbmm(
-            self.bias.reshape(self.count * c.groups, 1, c.group_dim), x, w.transpose(1, 2)
-        )
-        out = out.reshape(self.count, c.groups, n, c.group_dim).permute(0, 2, 1, 3)
-        return out.reshape(self.count, n, c.num_ws, c.w_dim)
+            self.bias.reshape(g, 1, k * d), x, self.weight.reshape(g, d, k * d)
+        )  # [G, N, K * d]
+        out = out.reshape(g, n, k, d).permute(2, 1, 0, 3)  # [K, N, G, d]
+        return out.reshape(k, n, c.num_ws, c.w_dim)
 
     def forward(self, ws: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -292,8 +290,8 @@ class LatentTransformerBank(nn.Module):
         layers = [t.dense] if self.config.dense else list(t.dense)
         with torch.no_grad():
             for i, m in enumerate(layers):
-                m.weight.copy_(self.weight[k, i])
-                m.bias.copy_(self.bias[k, i])
+                m.weight.copy_(self.weight[i, :, k, :].T)
+                m.bias.copy_(self.bias[i, k])
         return t.eval()
 
 

@@ -100,8 +100,8 @@ def test_batched_attributes_equal_separate_runs(classifier, data) -> None:
     alone = [LatentTransformerBank(t_config, 1) for _ in attrs]
     with torch.no_grad():
         for k, b in enumerate(alone):
-            b.weight.copy_(joint.weight[k : k + 1])
-            b.bias.copy_(joint.bias[k : k + 1])
+            b.weight.copy_(joint.weight[:, :, k : k + 1])
+            b.bias.copy_(joint.bias[:, k : k + 1])
     masks = correlation_masks(data.labels, attrs)
 
     def adam(bank):
@@ -124,8 +124,8 @@ def test_batched_attributes_equal_separate_runs(classifier, data) -> None:
             single["total"].sum().backward()
             opts[k + 1].step()
     for k, b in enumerate(alone):
-        torch.testing.assert_close(b.weight[0], joint.weight[k], rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(b.bias[0], joint.bias[k], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b.weight[:, :, 0], joint.weight[:, :, k], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b.bias[:, 0], joint.bias[:, k], rtol=1e-5, atol=1e-6)
 
 
 def test_transformers_learn_to_flip_and_preserve(classifier, data, tmp_path) -> None:
