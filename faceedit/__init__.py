@@ -22,6 +22,9 @@ _LAZY = {
     "read_image": "faceedit.data.images",
     "align_face": "faceedit.faces",
     "AlignedFace": "faceedit.faces",
+    "LatentClassifier": "faceedit.nets.latent",
+    "LatentTransformer": "faceedit.nets.latent",
+    "LatentEditor": "faceedit.editing.latent",
 }
 
 

@@ -496,12 +496,15 @@ def train_transformers(
     resume: bool = False,
     progress: bool = True,
     dist: DistInfo = DistInfo(),
+    max_bank_bytes: int = 32 * 2**30,
 ) -> TransformerTrainResult:
     """Train one transformer per attribute index in ``attrs``, all in one batched loop.
 
     Writes into ``out_dir``: ``tnet_{Name}/`` per attribute (own format),
     ``checkpoint.pt`` after every epoch (``resume=True`` continues it),
     ``plots/loss_{Name}.png``, ``history.json`` and ``train_config.json``.
+    Raises :class:`FaceeditError` before training when the bank would need more than
+    ``max_bank_bytes`` (dense 9216 x 9216 maps cost 1.3 GiB per attribute).
     """
     out_dir = Path(out_dir)
     cc = classifier.config
@@ -516,6 +519,14 @@ def train_transformers(
     masks = correlation_masks(data.labels, attrs, config.corr_threshold)
     attr_t = torch.tensor(attrs, dtype=torch.long)
 
+    t_probe = LatentTransformerConfig(num_ws=cc.num_ws, w_dim=cc.w_dim, dense=config.dense)
+    # parameter, gradient and Adam's two moments, float32
+    needed = 16 * len(attrs) * t_probe.groups * t_probe.group_dim**2
+    if needed > max_bank_bytes:
+        raise FaceeditError(
+            f"training {len(attrs)} {'dense ' if config.dense else ''}transformer(s) together "
+            f"needs about {needed / 2**30:.1f} GiB; train fewer attributes per run"
+        )
     classifier = classifier.eval()
     for p in classifier.parameters():
         p.requires_grad_(False)

@@ -78,3 +78,24 @@ def test_full_size_keys_match_released_files() -> None:
         expected = {k[len(prefix) :]: s for k, s, _ in rows if k.startswith(prefix)}
         mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         assert mine == expected, prefix
+
+
+@torch.no_grad()
+def test_released_file_layout_loads_through_faceedit_load(tmp_path) -> None:
+    """The fixture's weights saved as the released bare state dicts load via faceedit.load."""
+    import faceedit
+
+    fx = load_fixture("latent_transformer")
+    state = fx.weights()
+    for prefix, name in (
+        ("T_net.", "tnet_15.pth.tar"),
+        ("Latent_Classifier.", "latent_classifier_epoch_20.pth"),
+    ):
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        torch.save(sub, tmp_path / name)
+    tnet = faceedit.load(tmp_path / "tnet_15.pth.tar")
+    clf = faceedit.load(tmp_path / "latent_classifier_epoch_20.pth")
+    assert tnet.config.attr_name == "Eyeglasses"
+    w0, alpha = fx.io["input.w0"], fx.io["input.alpha"]
+    fx.assert_close("classifier", clf(w0), "output.classifier.logits")
+    fx.assert_close("tnet", tnet(w0, alpha), "output.tnet.w1")
