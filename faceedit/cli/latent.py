@@ -120,6 +120,10 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--all-codes", action="store_true", help="evaluate on all codes, not the last 10%%"
     )
+    p.add_argument("--model", help="StyleGAN2 generator, to render codes for --identity")
+    p.add_argument(
+        "--identity", help="face-recognition model (e.g. model_ir_se50.pth) for identity similarity"
+    )
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -453,6 +457,7 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
             f"reads [N, {cc.num_ws}, {cc.w_dim}]"
         )
     attrs = resolve_attrs(args.attrs, tuple(names))
+    identity = _identity_fn(args.model, args.identity, cc) if args.identity else None
     train_sl, val_sl = split_indices(len(codes))
     eval_codes = codes if args.all_codes or val_sl.stop <= val_sl.start else codes[val_sl]
     eval_codes = eval_codes[: args.n]
@@ -489,6 +494,7 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
         methods,
         [(a, names[a]) for a in attrs],
         strengths=default_strengths(args.strengths, args.max_strength),
+        identity=identity,
         progress=True,
     )
     paths = write_results(rows, out)
@@ -500,6 +506,23 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     print(json.dumps({"codes": len(eval_codes), "attributes": [names[a] for a in attrs]}))
     return 0
+
+
+def _identity_fn(model: str | None, identity: str, cc):
+    from faceedit.checkpoints import load
+    from faceedit.eval.latent import identity_similarity
+
+    if not model:
+        raise FaceeditError("--identity needs --model (a generator to render the codes)")
+    generator = load(model)
+    if not hasattr(generator, "synthesis"):
+        raise FaceeditError(f"{model}: not a StyleGAN2 generator")
+    if (int(generator.num_ws), int(generator.w_dim)) != (cc.num_ws, cc.w_dim):
+        raise FaceeditError(
+            f"{model}: generator W+ is {generator.num_ws}x{generator.w_dim}, the codes "
+            f"{cc.num_ws}x{cc.w_dim}"
+        )
+    return identity_similarity(generator, load(identity))
 
 
 def _ensure(out: Path) -> Path:

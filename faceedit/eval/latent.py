@@ -45,6 +45,26 @@ FIELDS = (
 )
 
 
+def identity_similarity(
+    generator: torch.nn.Module, embedder: torch.nn.Module, noise_mode: str = "const"
+) -> IdentityFn:
+    """``identity(ws0, ws1) -> [N]``: cosine similarity of face embeddings of the renders.
+
+    ``generator.synthesis(ws) -> img [N,3,H,W]`` in [-1, 1]; ``embedder`` maps images to
+    embeddings, through ``embedder.extract(img)`` when it has one (the IR-SE-50 ID
+    network crops and pools aligned faces there), else ``embedder(img)``.
+    """
+    embed = getattr(embedder, "extract", embedder)
+
+    @torch.no_grad()
+    def identity(ws0: torch.Tensor, ws1: torch.Tensor) -> torch.Tensor:
+        f0 = embed(generator.synthesis(ws0, noise_mode=noise_mode).clamp(-1, 1))
+        f1 = embed(generator.synthesis(ws1, noise_mode=noise_mode).clamp(-1, 1))
+        return torch.nn.functional.cosine_similarity(f0.flatten(1), f1.flatten(1), dim=1)
+
+    return identity
+
+
 def default_strengths(n: int = 11, max_strength: float = 2.0) -> list[float]:
     return [float(s) for s in np.linspace(0.0, max_strength, n)]
 

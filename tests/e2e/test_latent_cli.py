@@ -134,6 +134,12 @@ def test_clear_errors(work, tmp_path, capsys) -> None:
                  str(work / "tn"), "-o", str(tmp_path / "s.png")]) == 2  # fmt: skip
     assert "needs --model" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists() and not (tmp_path / "x").exists()
+    code = main(
+        ["eval", "latent", "--codes", str(work / "codes.npy"), "--classifier",
+         str(work / "clf" / "classifier"), "--attrs", "Smiling", "-o", str(tmp_path / "e"),
+         "--identity", str(work / "G")]
+    )  # fmt: skip
+    assert code == 2 and "--identity needs --model" in capsys.readouterr().err
 
 
 def test_torchrun_two_gloo_processes(work, tmp_path) -> None:

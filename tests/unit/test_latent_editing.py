@@ -205,3 +205,31 @@ def test_evaluation_measures_change_preservation_and_distance(tmp_path) -> None:
     assert len(data["rows"]) == 5 and "perfect" in data["summary"]
     assert paths["png"].stat().st_size > 1000
     assert np.isfinite([r["preservation"] for r in rows]).all()
+
+
+def test_identity_similarity_of_renders() -> None:
+    from faceedit.eval.latent import identity_similarity
+
+    G = StandInGenerator()
+
+    class Embedder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def extract(self, img: torch.Tensor) -> torch.Tensor:  # preferred over forward
+            self.calls += 1
+            return img.mean(dim=(2, 3)) + img[:, :, 0, 0]
+
+    emb = Embedder()
+    identity = identity_similarity(G, emb)
+    ws = torch.randn(4, L, C)
+    torch.testing.assert_close(identity(ws, ws), torch.ones(4))
+    other = identity(ws, ws + 3 * torch.randn(4, L, C))
+    assert other.shape == (4,) and (other < 0.999).all()
+    f0 = emb.extract(G.synthesis(ws))
+    f1 = emb.extract(G.synthesis(ws.flip(0)))
+    torch.testing.assert_close(
+        identity(ws, ws.flip(0)), torch.nn.functional.cosine_similarity(f0, f1, dim=1)
+    )
+    assert emb.calls == 8
