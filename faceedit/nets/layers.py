@@ -98,44 +98,64 @@ def upfirdn2d(
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """2x up-sampling with the FIR filter ``f`` (gain 4), as StyleGAN2's skip branch."""
-    fw = f.shape[-1]
-    p0, p1 = (fw + 1) // 2, (fw - 2) // 2
-    return upfirdn2d(x, f, up=2, pad=(p0, p1, p0, p1), gain=4.0)
+    """2x up-sampling with the FIR filter ``f`` (gain 4), as StyleGAN2's skip branch.
 
-
-def blur_after_transposed_conv(
-    x: torch.Tensor, f: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """FIR filter (gain 4, padding 1) that follows a stride-2 transposed 3x3 conv.
-
-    ``[N, C, 2H+1, 2W+1] -> [N, C, 2H, 2W]``. A separable filter runs as two 1-D depthwise
-    passes (half the multiply-adds of the 4x4 kernel); ``bias`` is added by the last pass
-    for free.
+    Runs as one depthwise transposed convolution, which equals zero insertion, padding
+    ``((k+1)//2, (k-2)//2)`` and filtering (checked against :func:`upfirdn2d` in tests).
     """
-    c = x.shape[1]
-    x = F.pad(x, (1, 1, 1, 1))
-    taps = separable_taps(f)
-    if taps is not None:
-        t = (taps * 2.0).flip(0).to(x.dtype)  # gain 4 = 2 per dimension
-        x = F.conv2d(x, t.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-        return F.conv2d(x, t.view(1, 1, -1, 1).expand(c, 1, -1, 1), bias=bias, groups=c)
+    c, k = x.shape[1], f.shape[-1]
+    if k % 2:
+        p0, p1 = (k + 1) // 2, (k - 2) // 2
+        return upfirdn2d(x, f, up=2, pad=(p0, p1, p0, p1), gain=4.0)
     weight = (f * 4.0).flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, -1, -1)
-    return F.conv2d(x, weight, bias=bias, groups=c)
+    return F.conv_transpose2d(x, weight, stride=2, padding=k // 2 - 1, groups=c)
 
 
-def separable_taps(f: torch.Tensor) -> torch.Tensor | None:
-    """The 1-D taps ``t`` with ``f == outer(t, t)``, or None when ``f`` is not separable."""
-    if f.ndim != 2 or f.shape[0] != f.shape[1]:
-        return None
-    row = f.sum(dim=0)
-    col = f.sum(dim=1)
-    total = f.sum()
-    if total == 0 or not torch.allclose(torch.outer(col, row) / total, f, atol=1e-7):
-        return None
-    if not torch.allclose(row, col, atol=1e-7):
-        return None
-    return row / total.sqrt()
+def _blur(x: torch.Tensor, f: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """FIR filter with gain 4 and no padding (the caller padded); adds ``bias``."""
+    c = x.shape[1]
+    weight = (f * 4.0).flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, -1, -1)
+    return F.conv2d(x, weight.contiguous(), bias=bias, groups=c)
+
+
+def _transposed_conv_padded(x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """Stride-2 transposed 3x3 conv whose output comes with one zero row/column on each side.
+
+    ``[N, in, H, W] -> [N, out, 2H+3, 2W+3]``: padding the small input by one pixel and
+    cropping one output pixel gives exactly the zero border the FIR filter needs, without a
+    padding pass over the (4x larger) output.
+    """
+    x = F.pad(x, (1, 1, 1, 1))
+    return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=groups)
+
+
+def _fused_single(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    up: bool,
+    resample_filter: torch.Tensor | None,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """One sample: ``weight [out, in, k, k] * scale [out, in]`` and a plain convolution.
+
+    The modulated weight is written straight into the contiguous layout each kernel wants
+    (``[in, out, k, k]`` for the transposed conv), and a 1x1 conv on a channels-last input
+    runs as one matrix product, which is what oneDNN would do, minus its set-up cost.
+    """
+    out_ch, in_ch, kh, kw = weight.shape
+    if up:
+        wt = torch.empty(in_ch, out_ch, kh, kw, dtype=weight.dtype, device=weight.device)
+        torch.mul(weight.transpose(0, 1), scale.t().reshape(in_ch, out_ch, 1, 1), out=wt)
+        return _blur(_transposed_conv_padded(x, wt, groups=1), resample_filter, bias)
+    w = weight * scale.reshape(out_ch, in_ch, 1, 1)
+    if kh == 1 and kw == 1 and x.is_contiguous(memory_format=torch.channels_last):
+        _, _, h, width = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(h * width, in_ch)
+        w2 = w.reshape(out_ch, in_ch).t()
+        y = rows @ w2 if bias is None else torch.addmm(bias, rows, w2)
+        return y.reshape(1, h, width, out_ch).permute(0, 3, 1, 2)
+    return F.conv2d(x, w, bias=bias, padding=kh // 2)
 
 
 def modulated_conv2d(
@@ -147,6 +167,7 @@ def modulated_conv2d(
     resample_filter: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     fused: bool | None = None,
+    input_gain: float = 1.0,
 ) -> torch.Tensor:
     """StyleGAN2 modulated (and demodulated) convolution, optionally with 2x up-sampling.
 
@@ -156,10 +177,12 @@ def modulated_conv2d(
         styles: ``[N, in]`` per-sample input-channel scales.
         demodulate: normalise each output filter to unit norm (not for ToRGB).
         up: transposed stride-2 conv followed by ``resample_filter`` (gain 4).
-        bias: ``[out]`` added to the result when given (for free inside the conv).
+        bias: ``[out]`` added to the result (for free inside the last conv).
         fused: modulate the weights per sample (one grouped conv) instead of scaling the
             activations (one shared conv). Equal results; ``None`` picks the faster one:
             fused for a single sample, shared for batches.
+        input_gain: ``x`` is taken as ``input_gain * x``; applied after demodulation, on
+            the (small) weights rather than on the activations.
 
     Returns:
         ``[N, out, H', W']`` with ``H' = 2H`` when ``up`` else ``H``.
@@ -170,37 +193,33 @@ def modulated_conv2d(
         fused = n == 1
     dcoefs = None
     if demodulate:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, out]
-    pad = kh // 2
+        # sum_{i,k} (w[o,i,k] s[i])^2 = (s^2 @ sum_k w[o,i,k]^2) : no [N, out, in, k, k] temporary
+        wsq = weight.square().sum(dim=[2, 3])  # [out, in]
+        dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [N, out]
     if fused:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
+        scale = styles.reshape(n, 1, in_ch) * input_gain  # [N, out|1, in]
         if dcoefs is not None:
-            w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
+            scale = scale * dcoefs.reshape(n, out_ch, 1)
+        scale = scale.expand(n, out_ch, in_ch)
+        if n == 1:
+            return _fused_single(x, weight, scale[0], up, resample_filter, bias)
+        # a batch: one grouped convolution with a modulated weight per sample
+        w = weight.unsqueeze(0) * scale.reshape(n, out_ch, in_ch, 1, 1)
         x = x.reshape(1, n * in_ch, *x.shape[2:])
-        conv_bias = None if bias is None or up else bias.repeat(n)
+        b = None if bias is None else bias.repeat(n)
         if up:
-            wt = (
-                w.reshape(n, out_ch, in_ch, kh, kw)
-                .transpose(1, 2)
-                .reshape(n * in_ch, out_ch, kh, kw)
-            )
-            x = F.conv_transpose2d(x, wt, stride=2, groups=n)
+            wt = w.transpose(1, 2).reshape(n * in_ch, out_ch, kh, kw).contiguous()
+            x = _blur(_transposed_conv_padded(x, wt, groups=n), resample_filter, b)
         else:
-            x = F.conv2d(
-                x, w.reshape(n * out_ch, in_ch, kh, kw), bias=conv_bias, padding=pad, groups=n
-            )
-        x = x.reshape(n, out_ch, *x.shape[2:])
-        if up:
-            x = blur_after_transposed_conv(x, resample_filter, bias)
-        return x
+            x = F.conv2d(x, w.reshape(n * out_ch, in_ch, kh, kw), bias=b, padding=kh // 2, groups=n)
+        return x.reshape(n, out_ch, *x.shape[2:])
     # shared-weight path: scale activations before, demodulation coefficients after
-    x = x * styles.reshape(n, in_ch, 1, 1)
+    x = x * (styles * input_gain).reshape(n, in_ch, 1, 1).to(x.dtype)
     if up:
-        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        x = blur_after_transposed_conv(x, resample_filter, None)
+        x = _transposed_conv_padded(x, weight.transpose(0, 1).contiguous(), groups=1)
+        x = _blur(x, resample_filter, None)
     else:
-        x = F.conv2d(x, weight, padding=pad)
+        x = F.conv2d(x, weight, padding=kh // 2)
     if dcoefs is not None:
         x = x * dcoefs.reshape(n, out_ch, 1, 1)
     if bias is not None:

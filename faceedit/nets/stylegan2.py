@@ -93,7 +93,13 @@ class MappingNetwork(nn.Module):
 
 
 class SynthesisLayer(nn.Module):
-    """Modulated 3x3 conv (optionally 2x up) + noise + bias + lrelu (+ clamp)."""
+    """Modulated 3x3 conv (optionally 2x up) + noise + bias + lrelu (+ clamp).
+
+    Speed detail: the official layer ends with ``* sqrt(2)``; here that gain is left out of
+    the (large) activations and folded into the (small) modulated weights of whoever
+    consumes them (``input_gain``), which saves a full pass over every feature map. The
+    clamp is scaled to match, so results are unchanged.
+    """
 
     def __init__(
         self,
@@ -103,9 +109,11 @@ class SynthesisLayer(nn.Module):
         resolution: int,
         up: bool,
         conv_clamp: float | None,
+        input_gain: float = SQRT2,
     ):
         super().__init__()
         self.up, self.resolution, self.conv_clamp = up, resolution, conv_clamp
+        self.input_gain = input_gain
         # registration order = official state-dict order: params, buffers, children
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, 3, 3))
         self.noise_strength = nn.Parameter(torch.zeros([]))
@@ -123,9 +131,19 @@ class SynthesisLayer(nn.Module):
         fused: bool | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        """``x [N, in, H, W]`` (without its sqrt(2) gain), ``w [N, w_dim]`` ->
+        ``[N, out, H', W']``, also without the gain."""
         styles = self.affine(w)
         x = modulated_conv2d(
-            x, self.weight, styles, True, self.up, self.resample_filter, self.bias, fused
+            x,
+            self.weight,
+            styles,
+            True,
+            self.up,
+            self.resample_filter,
+            self.bias,
+            fused,
+            self.input_gain,
         )
         if noise is None:
             if noise_mode == "const":
@@ -134,11 +152,11 @@ class SynthesisLayer(nn.Module):
                 shape = (x.shape[0], 1, self.resolution, self.resolution)
                 noise = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
         if noise is not None:
-            x = x + noise.to(x.dtype) * self.noise_strength
-        x = torch.nn.functional.leaky_relu(x, 0.2) * SQRT2
+            x.add_(noise.to(x.dtype) * self.noise_strength)  # x is fresh: in place is safe
+        x = torch.nn.functional.leaky_relu_(x, 0.2)
         if self.conv_clamp is not None:
-            # the official port clamps at conv_clamp * block gain (1), after the sqrt(2) gain
-            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+            # official: clamp(sqrt(2) * act, +-conv_clamp); the gain is applied downstream
+            x = x.clamp_(-self.conv_clamp / SQRT2, self.conv_clamp / SQRT2)
         return x
 
 
@@ -154,7 +172,8 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_ch)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
-        styles = self.affine(w) * self.weight_gain
+        """``x [N, in, H, W]`` (without the sqrt(2) gain of the layer before) -> ``[N, C, H, W]``."""
+        styles = self.affine(w) * (self.weight_gain * SQRT2)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias, fused=fused)
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
@@ -175,7 +194,11 @@ class SynthesisBlock(nn.Module):
         self.register_buffer("resample_filter", fir_filter_2d())
         if in_ch != 0:
             self.conv0 = SynthesisLayer(in_ch, out_ch, w_dim, resolution, True, conv_clamp)
-        self.conv1 = SynthesisLayer(out_ch, out_ch, w_dim, resolution, False, conv_clamp)
+        # the first layer reads the learned constant, which carries no sqrt(2) gain
+        first_gain = 1.0 if in_ch == 0 else SQRT2
+        self.conv1 = SynthesisLayer(
+            out_ch, out_ch, w_dim, resolution, False, conv_clamp, first_gain
+        )
         self.torgb = ToRGBLayer(out_ch, img_channels, w_dim, conv_clamp)
 
     def forward(
@@ -191,6 +214,8 @@ class SynthesisBlock(nn.Module):
         """``ws [N, num_conv + 1, w_dim]`` -> (features, rgb) at this resolution."""
         if self.num_conv == 1:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            # channels-last runs the oneDNN convolutions without layout conversions
+            x = x.contiguous(memory_format=torch.channels_last)
             x = self.conv1(x, ws[:, 0], noise_mode, noises[0], fused, generator)
         else:
             x = self.conv0(x, ws[:, 0], noise_mode, noises[0], fused, generator)
@@ -266,7 +291,7 @@ class SynthesisNetwork(nn.Module):
             x, img = block(x, img, block_ws, noise_mode, block_noise, fused_modconv, generator)
             w_idx += block.num_conv
             layer_idx += block.num_conv
-        return img
+        return img.contiguous()
 
     def _check_ws(self, ws: torch.Tensor) -> torch.Tensor:
         if ws.ndim == 2 and ws.shape[1] == self.w_dim:

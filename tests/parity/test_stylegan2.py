@@ -67,6 +67,17 @@ def test_nvlabs_synthesis_paths(nvlabs, fused):
         )
 
 
+def test_nvlabs_single_image_fast_path(nvlabs):
+    """One image at a time takes the fused channels-last path; it must match too."""
+    fx, G = nvlabs
+    ws = fx.io["input.ws"]
+    with torch.no_grad():
+        for i in range(ws.shape[0]):
+            img = G.synthesis(ws[i : i + 1])
+            ref = fx.io["output.ws.img"][i : i + 1]
+            assert torch.allclose(img, ref, atol=fx.atol, rtol=fx.rtol), (img - ref).abs().max()
+
+
 def test_nvlabs_conv_clamp(nvlabs):
     fx, _ = nvlabs
     G = StyleGAN2Generator(nvlabs_config(fx.spec["config"], conv_clamp=1.0))
