@@ -33,6 +33,9 @@ def register(commands: Commands) -> None:
     _data_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--preset", default="released", choices=("released", "small"))
+    p.add_argument(
+        "--attrs", default="all", help="label columns to learn (one gives a single-attribute head)"
+    )
     p.add_argument("--hidden", help="hidden widths overriding the preset, e.g. 1024,256")
     p.add_argument("--activation", choices=("leakyrelu", "relu"), help="overrides the preset")
     p.add_argument("--epochs", type=int, default=20)
@@ -248,6 +251,13 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
 
     out = _output_dir(args.output)
     data = load_latent_dataset(args.codes, args.labels)
+    if args.attrs != "all":
+        from faceedit.data.latents import LatentDataset, resolve_attrs
+
+        cols = resolve_attrs(args.attrs, data.attr_names)
+        data = LatentDataset(
+            data.codes, data.labels[:, cols], tuple(data.attr_names[c] for c in cols)
+        )
     hidden = None
     if args.hidden:
         try:

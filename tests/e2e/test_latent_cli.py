@@ -180,3 +180,15 @@ def _worker(work: Path, out: Path) -> None:
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
     _worker(Path(sys.argv[2]), Path(sys.argv[3]))
+
+
+def test_single_attribute_classifier(work, tmp_path) -> None:
+    out = tmp_path / "one"
+    assert main(["train", "classifier", "--codes", str(work / "codes.npy"), "--labels",
+                 str(work / "labels.npy"), "--attrs", "Smiling", "--hidden", "16", "--epochs", "1",
+                 "-o", str(out), "--no-progress"]) == 0  # fmt: skip
+    from faceedit.checkpoints import load
+
+    clf = load(out / "classifier")
+    assert clf.config.n_attrs == 1 and clf.config.attr_names == ("Smiling",)
+    assert (out / "metrics.csv").read_text().splitlines()[1].startswith("Smiling,")
