@@ -33,6 +33,7 @@ from faceedit.faces.detect import Face, FaceDetector, NoFaceError, _cv2, default
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 BLENDS = ("feather", "seamless")
+PADDINGS = ("ffhq", "reflect")
 
 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
@@ -217,13 +218,24 @@ def _seamless(cv2, out: np.ndarray, warped: np.ndarray, mask: np.ndarray, origin
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def warp_to_crop(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
-    """Sample the square ``quad`` of ``image`` (RGB ``uint8 [H, W, 3]``) to ``[size, size, 3]``."""
+def warp_to_crop(
+    image: np.ndarray, quad: np.ndarray, size: int, padding: str = "ffhq"
+) -> np.ndarray:
+    """Sample the square ``quad`` of ``image`` (RGB ``uint8 [H, W, 3]``) to ``[size, size, 3]``.
+
+    Args:
+        padding: what fills the crop where the quad leaves the photo: ``"ffhq"`` (the
+            reflected photo, blurred and faded to its median colour with the distance
+            from the edge, as the FFHQ script does), or ``"reflect"`` (the plain mirror).
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     cv2 = _cv2()
     quad = np.asarray(quad, dtype=np.float64)
     side = float(np.linalg.norm(quad[3] - quad[0]))
     shrink = int(math.floor(side / size * 0.5))
     src = image
+    small_quad = quad
     if shrink > 1:
         # area-average first so that the bilinear warp does not alias (as the FFHQ script)
         h, w = image.shape[:2]
@@ -231,15 +243,44 @@ def warp_to_crop(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
         src = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
         scale = np.array([small[0] / w, small[1] / h])
         # pixel centres: x_small = (x + 0.5) * scale - 0.5
-        quad = (quad + 0.5) * scale - 0.5
-    m = crop_to_image_matrix(quad, size)
-    return cv2.warpAffine(
+        small_quad = (quad + 0.5) * scale - 0.5
+    crop = cv2.warpAffine(
         np.ascontiguousarray(src),
-        m,
+        crop_to_image_matrix(small_quad, size),
         (size, size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REFLECT_101,
     )
+    if padding == "ffhq":
+        crop = _fade_outside(cv2, crop, quad, image.shape[:2])
+    return crop
+
+
+def _fade_outside(cv2, crop: np.ndarray, quad: np.ndarray, image_hw) -> np.ndarray:
+    """Blur and fade the part of ``crop`` that lies outside the photo (FFHQ padding).
+
+    With ``d`` the signed distance of a crop pixel's source point outside the photo and
+    ``p`` = 30% of the quad side (the script's pad width), the pixel moves towards a
+    blurred copy (sigma 2% of the side) by ``clip(3 d / p + 1, 0, 1)`` (so the blur
+    starts p/3 inside the edge) and then towards the median colour by ``clip(d / p, 0, 1)``.
+    """
+    size = crop.shape[0]
+    h, w = image_hw
+    m = crop_to_image_matrix(quad, size)
+    idx = np.arange(size, dtype=np.float64)
+    u, v = idx[None, :], idx[:, None]
+    x = m[0, 0] * u + m[0, 1] * v + m[0, 2]
+    y = m[1, 0] * u + m[1, 1] * v + m[1, 2]
+    dist = np.maximum(np.maximum(-x, x - (w - 1)), np.maximum(-y, y - (h - 1)))
+    if dist.max() <= -4.0:  # the script pads only when the quad comes this close
+        return crop
+    pad = max(0.3 * float(np.linalg.norm(quad[3] - quad[0])), 3.0)
+    mask = (dist / pad).astype(np.float32)[..., None]
+    img = crop.astype(np.float32)
+    blur = cv2.GaussianBlur(img, (0, 0), max(0.02 * size, 0.5))
+    img += (blur - img) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+    img += (np.median(img, axis=(0, 1)) - img) * np.clip(mask, 0.0, 1.0)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
 def load_rgb(image: ImageInput) -> tuple[np.ndarray, str]:
@@ -265,14 +306,21 @@ def _detector(detector: FaceDetector | str | None) -> FaceDetector:
 
 
 def align_from_face(
-    rgb: np.ndarray, face: Face, size: int = 1024, source: str = "<image>"
+    rgb: np.ndarray,
+    face: Face,
+    size: int = 1024,
+    source: str = "<image>",
+    padding: str = "ffhq",
 ) -> AlignedFace:
-    """Align one detected :class:`Face` of ``rgb`` to a ``size x size`` crop."""
+    """Align one detected :class:`Face` of ``rgb`` to a ``size x size`` crop.
+
+    ``padding``: see :func:`warp_to_crop`.
+    """
     if size < 8:
         raise ValueError(f"size must be at least 8 px, got {size}")
     quad = ffhq_quad(face.landmarks)
     return AlignedFace(
-        crop=warp_to_crop(rgb, quad, size),
+        crop=warp_to_crop(rgb, quad, size, padding),
         quad=quad,
         box=np.asarray(face.box, dtype=np.float64),
         landmarks=np.asarray(face.landmarks, dtype=np.float64),
@@ -282,24 +330,28 @@ def align_from_face(
     )
 
 
-def align_from_landmarks(image: ImageInput, landmarks: np.ndarray, size: int = 1024) -> AlignedFace:
+def align_from_landmarks(
+    image: ImageInput, landmarks: np.ndarray, size: int = 1024, padding: str = "ffhq"
+) -> AlignedFace:
     """Align with known five landmarks ``[5, 2]`` (no detection)."""
     rgb, name = load_rgb(image)
     pts = np.asarray(landmarks, dtype=np.float64)
     quad = ffhq_quad(pts)
     box = np.concatenate([quad.min(0), quad.max(0)])
-    return align_from_face(rgb, Face(box=box, landmarks=pts, score=1.0), size, name)
+    face = Face(box=box, landmarks=pts, score=1.0)
+    return align_from_face(rgb, face, size, name, padding)
 
 
 def align_faces(
     image: ImageInput,
     size: int = 1024,
     detector: FaceDetector | str | None = None,
+    padding: str = "ffhq",
 ) -> list[AlignedFace]:
     """Every face of ``image``, aligned, largest first (an empty list when none)."""
     rgb, name = load_rgb(image)
     faces = _detector(detector).detect(rgb)
-    return [align_from_face(rgb, f, size, name) for f in faces]
+    return [align_from_face(rgb, f, size, name, padding) for f in faces]
 
 
 def align_face(
@@ -307,6 +359,7 @@ def align_face(
     size: int = 1024,
     face_index: int | None = None,
     detector: FaceDetector | str | None = None,
+    padding: str = "ffhq",
 ) -> AlignedFace:
     """Detect and FFHQ-align one face of a photo.
 
@@ -316,6 +369,8 @@ def align_face(
         size: side of the square crop in pixels (FFHQ: 1024; pSp/e4e read 256).
         face_index: which face, counting from the largest (0); ``None`` = the largest.
         detector: a :class:`FaceDetector`, a backend name, or ``None`` for YuNet.
+        padding: how the crop is filled where it leaves the photo: ``"ffhq"`` (blurred
+            and faded, as the FFHQ script) or ``"reflect"`` (see :func:`warp_to_crop`).
 
     Returns:
         :class:`AlignedFace` with ``.crop`` ``uint8 [size, size, 3]``.
@@ -333,4 +388,4 @@ def align_face(
             f"{name}: face index {index} asked for, but {len(faces)} "
             f"face{'s were' if len(faces) != 1 else ' was'} found"
         )
-    return align_from_face(rgb, faces[index], size, name)
+    return align_from_face(rgb, faces[index], size, name, padding)

@@ -264,3 +264,23 @@ def test_dlib_backend_missing_is_a_clear_error(monkeypatch) -> None:
 
 def test_public_api_is_lazy() -> None:
     assert faceedit.align_face is align_face
+
+
+def test_ffhq_padding_blurs_only_outside_the_photo(photos, detector) -> None:
+    edge = np.ascontiguousarray(photos["grace"][60:420, 150:])  # the face near the top-left
+    ffhq = align_face(edge, size=128, detector=detector)
+    plain = align_face(edge, size=128, detector=detector, padding="reflect")
+    assert ffhq.quad.min() < 0  # the quad leaves the photo
+    # source x of each crop column (rows are nearly level): pick columns outside / inside
+    cols_x = ffhq.matrix[0, 0] * np.arange(128) + ffhq.matrix[0, 2]
+    outside, inside = cols_x < -5, cols_x > 60
+    assert outside.sum() >= 4 and inside.sum() >= 40
+    centre = (slice(40, 100), inside)
+    assert np.array_equal(ffhq.crop[centre], plain.crop[centre])
+
+    def detail(img: np.ndarray) -> float:
+        return float(np.abs(cv2.Laplacian(img.astype(np.float32), cv2.CV_32F)).mean())
+
+    assert detail(ffhq.crop[:, outside]) < 0.5 * detail(plain.crop[:, outside])
+    with pytest.raises(ValueError, match="padding"):
+        align_face(edge, size=64, detector=detector, padding="zeros")
