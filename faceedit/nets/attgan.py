@@ -366,7 +366,8 @@ class AttGANGenerator(ConfigModule):
             )
 
     def inference_copy(self) -> AttGANGenerator:
-        """A copy for fast inference: batch norm folded into the convs, channels-last.
+        """A copy for fast inference: batch norm folded into the convs, transposed convs
+        computed as sub-pixel ordinary convs (:class:`SubPixelConvTranspose`).
 
         The result computes the same function as ``self.eval()`` (within float
         rounding), has no norm layers to run, and must be called under
@@ -376,8 +377,16 @@ class AttGANGenerator(ConfigModule):
         folded = copy.deepcopy(self).eval()
         for block in list(folded.enc_layers) + list(folded.dec_layers):
             _fold_block(block)
-        folded.to(memory_format=torch.channels_last)
-        folded._folded = True
+            first = block.layers[0]
+            if isinstance(first, nn.ConvTranspose2d):
+                block.layers[0] = SubPixelConvTranspose(first)
+            elif isinstance(first, nn.Conv2d):
+                block.layers[0] = FastConv2d(first)
+            for m in block.layers:
+                if isinstance(m, (nn.ReLU, nn.LeakyReLU)):
+                    m.inplace = True  # the conv output is a fresh tensor nobody else reads
+        for p in folded.parameters():
+            p.requires_grad_(False)
         return folded
 
 
@@ -401,13 +410,104 @@ def _fold_block(block: _Block) -> None:
     block.layers = nn.Sequential(new, *mods[2:])
 
 
+# Output positions up to which a convolution runs as unfold + one matrix product: small
+# feature maps with wide layers are bound by reading the weights, and a plain GEMM reads
+# them once, where the convolution kernels spend far longer re-arranging them.
+GEMM_MAX_POSITIONS = 1024
+
+
+def _conv_nhwc(
+    x: torch.Tensor, weight: torch.Tensor, wmat: torch.Tensor, bias, stride: int, padding: int
+) -> torch.Tensor:
+    """``conv2d(x, weight)`` returned as ``[n, ho, wo, c_out]`` (channels-last memory)."""
+    n, _, h, w = x.shape
+    k = weight.shape[-1]
+    ho = (h + 2 * padding - k) // stride + 1
+    wo = (w + 2 * padding - k) // stride + 1
+    if ho * wo <= GEMM_MAX_POSITIONS:
+        cols = F.unfold(x, k, padding=padding, stride=stride)  # [n, c_in*k*k, L]
+        cols = cols.transpose(1, 2).reshape(n * ho * wo, -1)
+        out = cols @ wmat if bias is None else torch.addmm(bias, cols, wmat)
+        return out.view(n, ho, wo, -1)
+    x = x.contiguous(memory_format=torch.channels_last)
+    return F.conv2d(x, weight, bias, stride=stride, padding=padding).permute(0, 2, 3, 1)
+
+
+class FastConv2d(nn.Module):
+    """Inference-only ``Conv2d`` (no grad, square kernel, equal stride/padding) that
+    picks a GEMM for small outputs and the channels-last convolution otherwise."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.stride, self.padding = conv.stride[0], conv.padding[0]
+        w = conv.weight.detach()
+        self.register_buffer("weight", w.clone())
+        self.register_buffer("wmat", w.reshape(w.shape[0], -1).t().contiguous())
+        b = conv.bias.detach().clone() if conv.bias is not None else None
+        self.register_buffer("bias", b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _conv_nhwc(x, self.weight, self.wmat, self.bias, self.stride, self.padding)
+        return y.permute(0, 3, 1, 2)
+
+
+class SubPixelConvTranspose(nn.Module):
+    """``ConvTranspose2d(k=4, stride=2, padding=1)`` computed as one ordinary 2x2
+    convolution with four output phases, interleaved into the doubled grid.
+
+    Why: CPU backends have fast kernels for ordinary convolutions (and GEMMs) but a slow
+    path for transposed ones. Output pixel ``(2i + ry, 2j + rx)`` only sees a 2x2 input
+    window, so phase ``(ry, rx)`` is a 2x2 convolution whose taps are the transposed
+    kernel's entries ``k(r, t) = ((3, 1), (2, 0))[r][t]``; the phases are taken from one
+    ``padding=1`` convolution at offsets ``(ry, rx)``.
+    """
+
+    _TAP = ((3, 1), (2, 0))
+
+    def __init__(self, convt: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        if convt.kernel_size != (4, 4) or convt.stride != (2, 2) or convt.padding != (1, 1):
+            raise ValueError("only ConvTranspose2d(kernel 4, stride 2, padding 1) is supported")
+        w = convt.weight.detach()  # [in, out, 4, 4]
+        self.out_channels = w.shape[1]
+        phases = []
+        for ry in (0, 1):
+            for rx in (0, 1):
+                rows = [w[:, :, self._TAP[ry][ty]] for ty in (0, 1)]  # each [in, out, 4]
+                k = torch.stack(
+                    [torch.stack([r[:, :, self._TAP[rx][tx]] for tx in (0, 1)], -1) for r in rows],
+                    -2,
+                )  # [in, out, 2, 2]
+                phases.append(k.transpose(0, 1))
+        weight = torch.cat(phases, 0).contiguous()  # [4 * out, in, 2, 2], phase-major
+        self.register_buffer("weight", weight)
+        self.register_buffer("wmat", weight.reshape(weight.shape[0], -1).t().contiguous())
+        self.register_buffer(
+            "bias", convt.bias.detach().clone() if convt.bias is not None else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        c = self.out_channels
+        # [n, h+1, w+1, 4, c]: channels-last, so each phase is copied in runs of c floats
+        o = _conv_nhwc(x, self.weight, self.wmat, None, 1, 1).reshape(n, h + 1, w + 1, 4, c)
+        y = x.new_empty(n, h, 2, w, 2, c)
+        y[:, :, 0, :, 0] = o[:, :h, :w, 0]
+        y[:, :, 0, :, 1] = o[:, :h, 1:, 1]
+        y[:, :, 1, :, 0] = o[:, 1:, :w, 2]
+        y[:, :, 1, :, 1] = o[:, 1:, 1:, 3]
+        if self.bias is not None:
+            y += self.bias
+        return y.view(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)  # NCHW view, NHWC memory
+
+
 def fast_generate(
     G_fast: AttGANGenerator, img: torch.Tensor, attrs: torch.Tensor, style=None
 ) -> torch.Tensor:
     """Run an :meth:`AttGANGenerator.inference_copy` without autograd bookkeeping."""
     with torch.inference_mode():
-        x = img.contiguous(memory_format=torch.channels_last)
-        return G_fast(x, attrs, style).contiguous()
+        out = G_fast(img.contiguous(memory_format=torch.channels_last), attrs, style)
+        return out.contiguous()
 
 
 class AttGANDiscriminator(ConfigModule):

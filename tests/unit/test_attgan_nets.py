@@ -207,3 +207,26 @@ def test_own_format_round_trip(tmp_path) -> None:
         model.state_dict().items(), loaded.state_dict().items(), strict=True
     ):
         assert k == k2 and torch.equal(v, v2)
+
+
+@pytest.mark.parametrize("gemm_max", [0, 10**9])
+def test_fast_layers_equal_torch_layers(monkeypatch, gemm_max: int) -> None:
+    from faceedit.nets import attgan
+
+    monkeypatch.setattr(attgan, "GEMM_MAX_POSITIONS", gemm_max)
+    torch.manual_seed(2)
+    convt = torch.nn.ConvTranspose2d(5, 7, 4, 2, 1)
+    conv = torch.nn.Conv2d(5, 7, 4, 2, 1)
+    x = torch.randn(2, 5, 6, 10)
+    with torch.inference_mode():
+        assert torch.allclose(attgan.SubPixelConvTranspose(convt)(x), convt(x), atol=1e-5)
+        assert torch.allclose(attgan.FastConv2d(conv)(x), conv(x), atol=1e-5)
+
+
+def test_fast_generator_batch_nonsquare_and_style() -> None:
+    torch.manual_seed(3)
+    G = AttGANGenerator(tiny_g(style_dim=2, shortcut_layers=2, inject_layers=2)).eval()
+    x, a, s = torch.randn(3, 3, 48, 40), torch.rand(3, 4) - 0.5, torch.rand(3, 4, 2)
+    with torch.no_grad():
+        ref = G(x, a, s)
+    assert torch.allclose(fast_generate(G.inference_copy(), x, a, s), ref, atol=1e-4, rtol=0)
