@@ -1,0 +1,127 @@
+"""Image distances for optimisation: perceptual features, image pyramids, SSIM.
+
+A *perceptual network* here is any ``nn.Module`` that maps ``img [N, 3, H, W]`` in
+[-1, 1] to a list of feature maps ``[N, C_k, H_k, W_k]`` (e.g. the conv stages of a
+VGG16 built from weights the user provides: none ship offline, see ASSETS.md). The
+distance follows LPIPS without learned heads (Zhang et al., CVPR 2018): unit-normalise
+each feature vector along channels, then average the squared differences.
+
+Without such a network, :func:`multiscale_loss` (mean squared error over an image
+pyramid, plus optional SSIM, Wang et al., IEEE TIP 2004) stands in for it: coarse levels
+weigh overall shape and colour, which plain per-pixel error under-weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _unit(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    return x * torch.rsqrt((x * x).sum(dim=1, keepdim=True) + eps)
+
+
+def feature_distance(
+    feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """LPIPS-style distance between two lists of ``[N, C, H, W]`` feature maps -> ``[N]``."""
+    if len(feats_a) != len(feats_b) or not feats_a:
+        raise ValueError(
+            f"feature lists must be equally long and non-empty, got {len(feats_a)} and "
+            f"{len(feats_b)}"
+        )
+    total = 0
+    for a, b in zip(feats_a, feats_b, strict=True):
+        d = (_unit(a) - _unit(b)).square().sum(dim=1)  # [N, H, W]
+        total = total + d.flatten(1).mean(1)
+    return total
+
+
+class PerceptualDistance(nn.Module):
+    """``(img_a, img_b) -> [N]``: feature distance through a user-given network.
+
+    Images larger than ``size`` are area-downsampled first (a VGG sees 224-256 px faces
+    best, and it keeps the cost independent of the generator's resolution).
+
+    Args:
+        net: module mapping ``img [N, 3, H, W]`` in [-1, 1] to a list of feature maps.
+        size: the side the images are reduced to before ``net`` (``None``: never).
+    """
+
+    def __init__(self, net: nn.Module, size: int | None = 256):
+        super().__init__()
+        self.net = net
+        self.size = size
+
+    def features(self, img: torch.Tensor) -> list[torch.Tensor]:
+        if self.size is not None and img.shape[-1] > self.size:
+            img = F.interpolate(img, size=(self.size, self.size), mode="area")
+        feats = self.net(img)
+        if isinstance(feats, torch.Tensor):
+            feats = [feats]
+        return list(feats)
+
+    def forward(self, img_a: torch.Tensor, img_b: torch.Tensor) -> torch.Tensor:
+        return feature_distance(self.features(img_a), self.features(img_b))
+
+
+def image_pyramid(img: torch.Tensor, min_size: int = 8) -> list[torch.Tensor]:
+    """``img [N, C, H, W]`` followed by 2x average-pooled copies down to ``min_size``."""
+    levels = [img]
+    while levels[-1].shape[-1] >= 2 * min_size and levels[-1].shape[-2] >= 2 * min_size:
+        levels.append(F.avg_pool2d(levels[-1], 2))
+    return levels
+
+
+def ssim(
+    a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 2.0
+) -> torch.Tensor:
+    """Differentiable SSIM of ``[N, C, H, W]`` images -> ``[N]`` (Gaussian window).
+
+    ``data_range`` is 2 for images in [-1, 1]. The window shrinks for tiny images.
+    """
+    window = min(window, a.shape[-1], a.shape[-2])
+    coords = torch.arange(window, dtype=a.dtype, device=a.device) - (window - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, window, window).contiguous()
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, kernel, groups=a.shape[1])
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    s_aa = blur(a * a) - mu_a**2
+    s_bb = blur(b * b) - mu_b**2
+    s_ab = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2)
+    return (num / den).flatten(1).mean(1)
+
+
+def multiscale_loss(
+    img: torch.Tensor, target: torch.Tensor, min_size: int = 8, ssim_weight: float = 0.0
+) -> torch.Tensor:
+    """Mean over pyramid levels of the MSE, plus ``ssim_weight * (1 - SSIM)`` -> ``[N]``.
+
+    Args:
+        img, target: ``[N, C, H, W]`` in [-1, 1].
+        min_size: the smallest pyramid level.
+        ssim_weight: weight of the structural term at full resolution (0: off).
+    """
+    levels_a, levels_b = image_pyramid(img, min_size), image_pyramid(target, min_size)
+    loss = sum(
+        (a - b).square().flatten(1).mean(1) for a, b in zip(levels_a, levels_b, strict=True)
+    ) / len(levels_a)
+    if ssim_weight:
+        loss = loss + ssim_weight * (1 - ssim(img, target))
+    return loss
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Per-image PSNR in dB of ``[N, C, H, W]`` images (range 2 for [-1, 1]) -> ``[N]``."""
+    mse = (a.float() - b.float()).square().flatten(1).mean(1).clamp(min=1e-12)
+    return 10 * torch.log10(data_range**2 / mse)
