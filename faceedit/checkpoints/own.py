@@ -18,6 +18,7 @@ NET_MODULES: list[str] = [
     "faceedit.nets.attgan",
     "faceedit.nets.latent",
     "faceedit.nets.encoders",
+    "faceedit.nets.oracle",
 ]
 
 

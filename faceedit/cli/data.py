@@ -1,6 +1,7 @@
-"""``faceedit data avatars``: write the labelled avatar face dataset.
+"""``faceedit data avatars`` and ``faceedit train oracle``: the avatar face domain.
 
-The avatar domain is described in :mod:`faceedit.data.avatars`. Numbers are parsed here
+``data avatars`` writes the labelled dataset (:mod:`faceedit.data.avatars`);
+``train oracle`` trains the CNN that reads its labels back (:mod:`faceedit.train.oracle`). Numbers are parsed here
 rather than by argparse so that a bad value gives one clear line, like every other
 faceedit error.
 """
@@ -43,6 +44,30 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    t = commands.add(
+        "oracle",
+        help="train the avatar attribute oracle (a small CNN) on 'data avatars' output",
+        run=run_train_oracle,
+        group="train",
+        description=(
+            "Train a CNN that predicts every avatar attribute and rendering parameter; "
+            "writes an own-format model directory (config.json + model.safetensors) and "
+            "metrics.json with the validation accuracy."
+        ),
+    )
+    t.add_argument("--data", required=True, metavar="DIR", help="dataset from 'data avatars'")
+    t.add_argument("-o", "--out", required=True, metavar="DIR", help="new model directory")
+    t.add_argument("--epochs", default="3", help="passes over the train split")
+    t.add_argument("--batch-size", default="128")
+    t.add_argument("--lr", default="3e-3", help="peak learning rate (one-cycle)")
+    t.add_argument("--seed", default="0")
+    t.add_argument("--max-train", default=None, metavar="N", help="use the first N train images")
+    t.add_argument("--max-val", default=None, metavar="N", help="use the first N val images")
+    t.add_argument("--channels", default="32,64,128,192", help="widths of the CNN stages")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
 
 def _int(text: str, flag: str, minimum: int) -> int:
     try:
@@ -81,4 +106,58 @@ def run_avatars(args: argparse.Namespace) -> int:
     took = time.perf_counter() - start
     counts = ", ".join(f"{k} {v}" for k, v in ds.split_counts.items())
     print(f"wrote {ds.n} avatars ({size}x{size}) to {ds.root} in {took:.1f} s ({counts})")
+    return 0
+
+
+def _float(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise FaceeditError(f"{flag} {text!r}: expected a number") from None
+    if not value > 0:
+        raise FaceeditError(f"{flag} {text!r}: must be positive")
+    return value
+
+
+def run_train_oracle(args: argparse.Namespace) -> int:
+    try:
+        channels = tuple(int(c) for c in args.channels.split(","))
+        if not channels or min(channels) < 1:
+            raise ValueError
+    except ValueError:
+        raise FaceeditError(
+            f"--channels {args.channels!r}: expected widths, e.g. 32,64,128"
+        ) from None
+    config_kwargs = {
+        "epochs": _float(args.epochs, "--epochs"),
+        "batch_size": _int(args.batch_size, "--batch-size", 1),
+        "lr": _float(args.lr, "--lr"),
+        "seed": _int(args.seed, "--seed", 0),
+        "max_train": None if args.max_train is None else _int(args.max_train, "--max-train", 1),
+        "max_val": None if args.max_val is None else _int(args.max_val, "--max-val", 1),
+        "device": args.device,
+        "threads": None if args.threads is None else _int(args.threads, "--threads", 1),
+    }
+    from faceedit.data.avatars import load_arrays
+    from faceedit.train.oracle import OracleTrainConfig, default_oracle_config, train_oracle
+
+    probe = load_arrays(args.data, "train", limit=1)
+    try:
+        model_config = default_oracle_config(probe, channels=channels)
+    except ValueError as e:
+        raise FaceeditError(f"--channels {args.channels!r}: {e}") from None
+    result = train_oracle(
+        args.data,
+        args.out,
+        OracleTrainConfig(**config_kwargs),
+        model_config=model_config,
+        progress=not args.quiet,
+    )
+    m = result.metrics
+    print(
+        f"oracle saved to {result.out_dir} ({result.seconds:.0f} s, {m['steps']} steps): "
+        f"val attribute accuracy {m['attr_accuracy']:.4f}, parameter accuracy "
+        f"{m['param_accuracy']:.4f}, all attributes right {m['all_attrs_correct']:.4f} "
+        f"on {m['n']} images"
+    )
     return 0

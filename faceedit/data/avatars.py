@@ -791,3 +791,100 @@ def attribute_shares(records: Iterable[Mapping[str, str]]) -> dict[str, float]:
     if not rows:
         return {a: 0.0 for a in ATTRIBUTE_NAMES}
     return {a: sum(r[a] == 1 for r in rows) / len(rows) for a in ATTRIBUTE_NAMES}
+
+
+@dataclass
+class AvatarArrays:
+    """One split of an avatar dataset, in memory.
+
+    ``images uint8 [N, H, W, 3]``, ``attrs int8 [N, n_attrs]`` in {-1, 1} (columns in
+    ``attr_names``), ``params int64 [N, n_params]``: the index of each parameter's value
+    in ``PARAMETERS[name]`` (columns in ``param_names``), or -1 where the parameter does
+    not show (:func:`visible_parameters`).
+    """
+
+    files: list[str]
+    images: np.ndarray
+    attrs: np.ndarray
+    params: np.ndarray
+    attr_names: tuple[str, ...]
+    param_names: tuple[str, ...]
+
+
+def load_arrays(
+    root: str | os.PathLike,
+    split: str | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> AvatarArrays:
+    """Read a dataset written by :func:`write_dataset` into arrays.
+
+    Args:
+        root: the dataset directory.
+        split: ``"train"``, ``"val"``, ``"test"`` or None for every image.
+        limit: keep at most the first ``limit`` images of the split.
+        progress: show a progress bar while decoding images.
+
+    Raises:
+        DataError: a missing or malformed file, an image of the wrong size.
+    """
+    from tqdm import tqdm
+
+    from faceedit.data.images import read_image
+
+    root = Path(root)
+    if not (root / PARAMS_FILE).is_file():
+        raise DataError(
+            f"{root}: not an avatar dataset (no {PARAMS_FILE}; see 'faceedit data avatars')"
+        )
+    params = read_params(root)
+    names, rows = read_attributes(root)
+    files = list(params)
+    if split is not None:
+        if split not in SPLIT_NAMES:
+            raise DataError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+        wanted = str(SPLIT_NAMES.index(split))
+        split_path = root / SPLIT_FILE
+        if not split_path.is_file():
+            raise DataError(f"{split_path}: no such file")
+        chosen = set()
+        for lineno, line in enumerate(split_path.read_text("utf-8").splitlines(), 1):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DataError(f"{split_path}:{lineno}: expected 'file 0|1|2'")
+            if parts[1] == wanted:
+                chosen.add(parts[0])
+        files = [f for f in files if f in chosen]
+    if limit is not None:
+        files = files[:limit]
+    missing = [f for f in files if f not in rows]
+    if missing:
+        raise DataError(f"{root / ATTR_FILE}: no labels for {missing[0]}")
+    param_names = tuple(k for k, v in PARAMETERS.items() if len(v) > 1)
+    index = {k: {v: i for i, v in enumerate(PARAMETERS[k])} for k in param_names}
+    p = np.full((len(files), len(param_names)), -1, dtype=np.int64)
+    for r, f in enumerate(files):
+        record = params[f]
+        shown = set(visible_parameters(record))
+        for c, k in enumerate(param_names):
+            if k in shown:
+                p[r, c] = index[k][record[k]]
+    images = []
+    size = None
+    for f in tqdm(files, desc="reading avatars", unit="img", disable=not progress):
+        img = read_image(root / IMAGE_DIR / f)
+        if size is None:
+            size = img.shape[:2]
+        elif img.shape[:2] != size:
+            raise DataError(f"{root / IMAGE_DIR / f}: size {img.shape[:2]}, expected {size}")
+        images.append(img)
+    if not images:
+        raise DataError(f"{root}: no images in split {split!r}")
+    return AvatarArrays(
+        files=files,
+        images=np.stack(images),
+        attrs=np.array([rows[f] for f in files], dtype=np.int8),
+        params=p,
+        attr_names=tuple(names),
+        param_names=param_names,
+    )
