@@ -365,3 +365,165 @@ class StyleGAN2Generator(ConfigModule):
 def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
     """``z [1, z_dim]`` for an integer seed, the same on every machine (NumPy RandomState)."""
     return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
+
+
+# ---------------------------------------------------------------------------------------
+# Discriminator ("resnet" architecture of config F), for training faceedit's own models.
+
+
+@dataclass(frozen=True)
+class StyleGAN2DiscriminatorConfig:
+    """Discriminator hyper-parameters; channels follow the generator's table."""
+
+    img_resolution: int = 1024
+    img_channels: int = 3
+    channel_base: int = 32768
+    channel_max: int = 512
+    mbstd_group_size: int = 4
+    mbstd_num_channels: int = 1
+    conv_clamp: float | None = None
+
+    def __post_init__(self) -> None:
+        res = self.img_resolution
+        if res < 4 or res & (res - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
+
+
+class Conv2dLayer(nn.Module):
+    """Equalised-lr conv with optional FIR down-sampling (filter, then stride 2)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: str = "linear",
+        down: bool = False,
+        conv_clamp: float | None = None,
+    ):
+        super().__init__()
+        self.activation, self.down, self.conv_clamp = activation, down, conv_clamp
+        self.padding = kernel_size // 2
+        self.weight_gain = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.act_gain = SQRT2 if activation == "lrelu" else 1.0
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+        self.register_buffer("resample_filter", fir_filter_2d())
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        from faceedit.nets.layers import bias_act, upfirdn2d
+
+        w = self.weight * self.weight_gain
+        if self.down:
+            k = self.weight.shape[-1]
+            fw = self.resample_filter.shape[-1]
+            if k == 1:  # filter + decimate, then a 1x1 conv
+                p0, p1 = (fw - 1) // 2, (fw - 2) // 2
+                x = upfirdn2d(x, self.resample_filter, down=2, pad=(p0, p1, p0, p1))
+                x = torch.nn.functional.conv2d(x, w)
+            else:  # filter with the conv's padding folded in, then a strided conv
+                p0 = self.padding + (fw - 1) // 2
+                p1 = self.padding + (fw - 2) // 2
+                x = upfirdn2d(x, self.resample_filter, pad=(p0, p1, p0, p1))
+                x = torch.nn.functional.conv2d(x, w, stride=2)
+        else:
+            x = torch.nn.functional.conv2d(x, w, padding=self.padding)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, self.activation, self.act_gain * gain, clamp)
+
+
+class DiscriminatorBlock(nn.Module):
+    """fromrgb (first block only), two 3x3 convs (the second halves the size), 1x1 skip."""
+
+    def __init__(self, in_ch: int, tmp_ch: int, out_ch: int, img_channels: int, conv_clamp):
+        super().__init__()
+        self.in_ch = in_ch
+        self.register_buffer("resample_filter", fir_filter_2d())
+        if in_ch == 0:
+            self.fromrgb = Conv2dLayer(
+                img_channels, tmp_ch, 1, activation="lrelu", conv_clamp=conv_clamp
+            )
+        self.conv0 = Conv2dLayer(tmp_ch, tmp_ch, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(
+            tmp_ch, out_ch, 3, activation="lrelu", down=True, conv_clamp=conv_clamp
+        )
+        self.skip = Conv2dLayer(tmp_ch, out_ch, 1, bias=False, down=True)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
+        if self.in_ch == 0:
+            x = self.fromrgb(img)
+        y = self.skip(x, gain=math.sqrt(0.5))
+        x = self.conv0(x)
+        x = self.conv1(x, gain=math.sqrt(0.5))
+        return y + x
+
+
+class MinibatchStd(nn.Module):
+    """Appends the std of features across groups of samples (Karras et al. 2018)."""
+
+    def __init__(self, group_size: int, num_channels: int):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        if n % g:
+            g = math.gcd(n, g)
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4: minibatch std, 3x3 conv, fully connected, score."""
+
+    def __init__(
+        self, in_ch: int, resolution: int, mbstd_group: int, mbstd_channels: int, conv_clamp
+    ):
+        super().__init__()
+        self.mbstd = MinibatchStd(mbstd_group, mbstd_channels)
+        self.conv = Conv2dLayer(
+            in_ch + mbstd_channels, in_ch, 3, activation="lrelu", conv_clamp=conv_clamp
+        )
+        self.fc = FullyConnected(in_ch * resolution**2, in_ch, activation="lrelu")
+        self.out = FullyConnected(in_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.mbstd(x))
+        return self.out(self.fc(x.flatten(1)))
+
+
+class StyleGAN2Discriminator(ConfigModule):
+    """``D(img [N, C, res, res]) -> logits [N, 1]`` (real > fake)."""
+
+    architecture = "stylegan2_discriminator"
+    config_class = StyleGAN2DiscriminatorConfig
+
+    def __init__(self, config: StyleGAN2DiscriminatorConfig | None = None):
+        super().__init__(config or StyleGAN2DiscriminatorConfig())
+        c = self.config
+        self.img_resolution = c.img_resolution
+        self.resolutions = [2**i for i in range(int(math.log2(c.img_resolution)), 2, -1)]
+        for res in self.resolutions:
+            in_ch = c.channels(res) if res < c.img_resolution else 0
+            block = DiscriminatorBlock(
+                in_ch, c.channels(res), c.channels(res // 2), c.img_channels, c.conv_clamp
+            )
+            setattr(self, f"b{res}", block)
+        self.b4 = DiscriminatorEpilogue(
+            c.channels(4), 4, c.mbstd_group_size, c.mbstd_num_channels, c.conv_clamp
+        )
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = None
+        for res in self.resolutions:
+            x = getattr(self, f"b{res}")(x, img)
+        return self.b4(x)

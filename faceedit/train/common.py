@@ -143,3 +143,32 @@ def write_loss_plot(
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def load_yaml_config(path: str | os.PathLike | None, config_class: type, **overrides: Any) -> Any:
+    """A typed training config from a YAML (or JSON) file plus overrides (``None`` = unset).
+
+    Unknown keys, missing required fields and bad values are errors that name the file.
+    """
+    import yaml
+
+    from faceedit.nets.base import ConfigError, config_from_dict
+
+    data: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise FaceeditError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise FaceeditError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise FaceeditError(f"{path}: expected a mapping of settings")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return config_from_dict(config_class, data)
+    except ConfigError as e:
+        raise FaceeditError(f"{source}: {e}") from None

@@ -1,0 +1,71 @@
+"""``faceedit train stylegan2``: train a StyleGAN2 generator on a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.cli.common import Commands
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "stylegan2",
+        "train a StyleGAN2 generator (runs under torchrun for several processes)",
+        run,
+        group="train",
+        description=(
+            "Train a StyleGAN2 generator on a folder of images. Settings come from --config "
+            "(YAML with the fields of StyleGAN2TrainConfig) and the options below, which win. "
+            "Re-running the same command resumes from OUT/checkpoint.pt. Several processes: "
+            "torchrun --nproc_per_node N -m faceedit train stylegan2 ..."
+        ),
+    )
+    p.add_argument("--data", help="folder of training images (searched recursively)")
+    p.add_argument("--out", help="run directory (checkpoints, samples, logs, final generator)")
+    p.add_argument("--config", help="YAML file with training settings")
+    p.add_argument("--resolution", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--r1-gamma", type=float)
+    p.add_argument("--pl-weight", type=float)
+    p.add_argument("--channel-base", type=int)
+    p.add_argument("--channel-max", type=int)
+    p.add_argument("--amp", choices=["none", "bf16"])
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--max-images", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over even if a checkpoint exists"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from faceedit.train.common import load_yaml_config
+    from faceedit.train.stylegan2 import StyleGAN2TrainConfig, train_stylegan2
+
+    fields = [
+        "data",
+        "out",
+        "resolution",
+        "steps",
+        "batch_size",
+        "lr",
+        "r1_gamma",
+        "pl_weight",
+        "channel_base",
+        "channel_max",
+        "amp",
+        "sample_every",
+        "checkpoint_every",
+        "max_images",
+        "seed",
+        "device",
+    ]
+    overrides = {f: getattr(args, f) for f in fields}
+    config = load_yaml_config(args.config, StyleGAN2TrainConfig, **overrides)
+    export = train_stylegan2(config, resume=not args.no_resume)
+    print(f"generator written to {export}")
+    return 0
