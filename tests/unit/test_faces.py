@@ -284,3 +284,11 @@ def test_ffhq_padding_blurs_only_outside_the_photo(photos, detector) -> None:
     assert detail(ffhq.crop[:, outside]) < 0.5 * detail(plain.crop[:, outside])
     with pytest.raises(ValueError, match="padding"):
         align_face(edge, size=64, detector=detector, padding="zeros")
+
+
+def test_decompression_bomb_is_refused(tmp_path) -> None:
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(path)  # 144 megapixels in a few kilobytes
+    assert path.stat().st_size < 100_000
+    with pytest.raises(FaceeditError, match=r"bomb\.png: .*(too large|limit)"):
+        align_face(path)
