@@ -75,7 +75,7 @@ def _invert_affine(m: np.ndarray) -> np.ndarray:
     return np.linalg.inv(a)[:2]
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays: compare .crop / .quad explicitly
 class AlignedFace:
     """An FFHQ-aligned face crop and what is needed to put an edit of it back.
 

@@ -119,6 +119,9 @@ class FaceDetector:
             ``min_side`` so that a face filling a tiny image is still found.
         min_side: see ``max_side``.
         upsample: dlib only: how many times to upsample for small faces.
+
+    One detector object must not be used by two threads at once (YuNet keeps the
+    current input size); make one per thread.
     """
 
     def __init__(
