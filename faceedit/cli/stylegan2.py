@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from faceedit.cli.common import Commands
 
@@ -67,5 +68,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in fields}
     config = load_yaml_config(args.config, StyleGAN2TrainConfig, **overrides)
     export = train_stylegan2(config, resume=not args.no_resume)
-    print(f"generator written to {export}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per torchrun process
+        print(f"generator written to {export}")
     return 0

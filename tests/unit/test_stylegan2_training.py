@@ -127,3 +127,48 @@ def test_cli_with_yaml_config_and_overrides(image_dir, tmp_path, capsys):
     cfg.write_text("resolution: 16\nunknown_setting: 1\n")
     assert main(args) == 2
     assert "unknown fields ['unknown_setting']" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes(image_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "faceedit",
+        "train",
+        "stylegan2",
+        "--data",
+        str(image_dir),
+        "--out",
+        str(out),
+        "--resolution",
+        "16",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--channel-base",
+        "128",
+        "--channel-max",
+        "16",
+        "--sample-every",
+        "3",
+        "--checkpoint-every",
+        "3",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 3 and len(ckpt["sampler_rng"]) == 2  # one sampler state per process
+    assert (out / "generator" / "model.safetensors").is_file()
