@@ -543,9 +543,20 @@ def train_transformers(
             raise FaceeditError(
                 f"{out_dir / CHECKPOINT_NAME}: trains {list(state['attrs'])}, not {names}"
             )
-        bank.load_state_dict(state["bank"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        saved = tuple(state["bank"]["weight"].shape)
+        if saved != tuple(bank.weight.shape):
+            raise FaceeditError(
+                f"{out_dir / CHECKPOINT_NAME}: saved transformers have weights {saved}, this "
+                f"run needs {tuple(bank.weight.shape)} (different --dense or codes?)"
+            )
+        try:
+            bank.load_state_dict(state["bank"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise FaceeditError(
+                f"{out_dir / CHECKPOINT_NAME}: does not fit this run: {str(e).splitlines()[0]}"
+            ) from None
         history = state["history"]
         start_epoch = int(state["epoch"]) + 1
         set_rng_state(state["rng"])

@@ -181,3 +181,24 @@ def test_resume_continues_exactly(classifier, data, tmp_path) -> None:
             resume=True,
             progress=False,
         )
+
+
+def test_resume_refuses_a_different_structure(classifier, data, tmp_path) -> None:
+    small = data.subset(slice(0, 100))
+    train_transformers(
+        small, classifier, [1], tmp_path, TransformerTrainConfig(epochs=1), progress=False
+    )
+    with pytest.raises(FaceeditError, match="saved transformers have weights"):
+        train_transformers(
+            small,
+            classifier,
+            [1],
+            tmp_path,
+            TransformerTrainConfig(epochs=2, dense=True),
+            resume=True,
+            progress=False,
+        )
+    with pytest.raises(FaceeditError, match="needs about .* GiB; train fewer attributes"):
+        train_transformers(
+            small, classifier, [1, 2], tmp_path / "x", TransformerTrainConfig(), max_bank_bytes=1000
+        )
