@@ -6,7 +6,9 @@ commercial use; ``dicebear-core`` + ``dicebear-styles``, MIT), rasterised with
 *record* (a flat dict of rendering parameters, the face's identity) and of the pixel
 size; changing one parameter redraws only the part it belongs to. That gives every
 image exact labels and every edit its ground truth: :func:`counterfactual` changes one
-parameter and :func:`render_record` draws the result with the same code.
+parameter and :func:`render_record` draws the result with the same code;
+:func:`edit_attribute` turns an attribute on or off with the fewest parameter changes
+(the ground truth against which an attribute edit is measured).
 
 A dataset directory written by :func:`write_dataset` (``faceedit data avatars``)::
 
@@ -92,6 +94,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import json
 import math
@@ -429,6 +432,96 @@ def counterfactual(record: Mapping[str, str], **changes: str) -> Record:
             )
     new = {**base, **changes}
     return validate_record(new, where="counterfactual")
+
+
+#: attributes that an edit of the key may have to change too: they exclude one another
+#: in this domain (a hat hides the hair; a face has a beard or a moustache, not both)
+COUPLED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    **{
+        a: frozenset({"Bald", "Wearing_Hat", "Black_Hair", "Blond_Hair", "Brown_Hair"}) - {a}
+        for a in ("Bald", "Wearing_Hat", "Black_Hair", "Blond_Hair", "Brown_Hair")
+    },
+    "Mustache": frozenset({"No_Beard"}),
+    "No_Beard": frozenset({"Mustache"}),
+    "Pale_Skin": frozenset({"Dark_Skin"}),
+    "Dark_Skin": frozenset({"Pale_Skin"}),
+}
+
+
+def _pick(record: Mapping[str, str], name: str, options: Sequence[str]) -> str:
+    """A value from ``options`` that depends only on the record (not on any RNG), so the
+    same face always gets the same edit; the current value is kept when it qualifies."""
+    current = record.get(name)
+    if current in options:
+        return current  # type: ignore[return-value]
+    key = "|".join(record[k] for k in PARAMETERS) + "|" + name
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    return options[digest % len(options)]
+
+
+def edit_attribute(record: Mapping[str, str], name: str, value: int | bool = True) -> Record:
+    """The ground truth of an attribute edit: ``record`` with ``name`` set to ``value``.
+
+    Changes as few parameters as possible: the part that carries the attribute, and the
+    top as well when a hair colour must become visible. Every other attribute keeps its
+    value, except those of :data:`COUPLED_ATTRIBUTES` that cannot keep it (turning
+    ``Wearing_Hat`` on hides the hair colour). The new part is chosen deterministically
+    from the record.
+
+    Args:
+        record: avatar parameters.
+        name: one of :data:`ATTRIBUTE_NAMES`.
+        value: True/1 for on, False/0/-1 for off.
+
+    Raises:
+        DataError: an unknown attribute or a bad record.
+    """
+    base = validate_record(record)
+    if name not in ATTRIBUTE_NAMES:
+        raise DataError(f"unknown attribute {name!r} (known: {', '.join(ATTRIBUTE_NAMES)})")
+    on = bool(value) and value != -1
+    if (attributes(base)[name] == 1) == on:
+        return base
+    smiling = attributes(base)["Smiling"] == 1
+    open_mouth = attributes(base)["Mouth_Slightly_Open"] == 1
+    hair_tops = tuple(t for t in HAIR_TOPS if t not in BALDING_TOPS)
+    colours = {"Black_Hair": BLACK_HAIR, "Blond_Hair": BLOND_HAIR, "Brown_Hair": BROWN_HAIR}
+    changes: dict[str, str] = {}
+    if name == "Smiling":
+        changes["mouth"] = _pick(base, "mouth", MOUTH_CELLS[(on, open_mouth)])
+    elif name == "Mouth_Slightly_Open":
+        changes["mouth"] = _pick(base, "mouth", MOUTH_CELLS[(smiling, on)])
+    elif name == "Eyeglasses":
+        # clear lenses only, so that the eyes (and Eyes_Closed) stay visible
+        clear = tuple(g for g in GLASSES if g not in EYE_HIDING)
+        changes["accessories"] = _pick(base, "accessories", clear) if on else NO_TOP
+        if not on and base["accessories"] in EYE_HIDING and base["eyes"] in EYES_CLOSED:
+            # closed eyes hidden by the lenses would show: they were not "closed" before
+            changes["eyes"] = _pick(base, "eyes", EYES_OPEN)
+    elif name == "Eyes_Closed":
+        changes["eyes"] = _pick(base, "eyes", EYES_CLOSED if on else EYES_OPEN)
+        if on and base["accessories"] in EYE_HIDING:
+            clear = tuple(g for g in GLASSES if g not in EYE_HIDING)
+            changes["accessories"] = _pick(base, "accessories", clear)
+    elif name == "Mustache":
+        changes["facialHair"] = _pick(base, "facialHair", MOUSTACHES) if on else NO_TOP
+    elif name == "No_Beard":
+        changes["facialHair"] = NO_TOP if on else _pick(base, "facialHair", BEARDS)
+    elif name in ("Pale_Skin", "Dark_Skin"):
+        target = PALE_SKIN if name == "Pale_Skin" else DARK_SKIN
+        changes["skinColor"] = _pick(base, "skinColor", target if on else MID_SKIN)
+    elif name == "Wearing_Hat":
+        changes["top"] = _pick(base, "top", HAT_TOPS if on else hair_tops)
+    elif name == "Bald":
+        changes["top"] = NO_TOP if on else _pick(base, "top", hair_tops)
+    else:  # hair colours
+        if on:
+            changes["hairColor"] = _pick(base, "hairColor", colours[name])
+            if not hair_visible(base):
+                changes["top"] = _pick(base, "top", hair_tops)
+        else:
+            changes["hairColor"] = _pick(base, "hairColor", OTHER_HAIR)
+    return counterfactual(base, **changes)
 
 
 # ---------------------------------------------------------------------------- rendering

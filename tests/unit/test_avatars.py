@@ -302,3 +302,30 @@ def test_hidden_parameters_change_no_pixel_and_listed_ones_do() -> None:
     assert A.attributes(A.counterfactual(kurt, accessories="round"))["Eyes_Closed"] == 1
     white = A.counterfactual(chosen[3], clothesColor="ffffff")
     assert "clothesGraphic" not in A.visible_parameters(white)
+
+
+def test_edit_attribute_sets_the_target_and_keeps_the_rest() -> None:
+    records = A.sample_records(300, 13)
+    for record in records:
+        before = A.attributes(record)
+        for name in A.ATTRIBUTE_NAMES:
+            for value in (1, -1):
+                edited = A.edit_attribute(record, name, value)
+                after = A.attributes(edited)
+                assert after[name] == value, (name, value, record)
+                free = {name} | A.COUPLED_ATTRIBUTES.get(name, frozenset())
+                kept = {a for a in A.ATTRIBUTE_NAMES if a not in free}
+                assert all(after[a] == before[a] for a in kept), (name, value, record, edited)
+                changed = {k for k in record if record[k] != edited[k]}
+                if before[name] == value:
+                    assert not changed
+                else:
+                    assert 1 <= len(changed) <= 2, (name, changed)
+    # deterministic, and not every face gets the same new part
+    smiles = {A.edit_attribute(r, "Smiling", 1)["mouth"] for r in records if r["mouth"] == "vomit"}
+    assert len(smiles) > 1
+    assert A.edit_attribute(records[0], "Eyeglasses") == A.edit_attribute(
+        dict(records[0]), "Eyeglasses"
+    )
+    with pytest.raises(DataError, match="unknown attribute 'Young'"):
+        A.edit_attribute(records[0], "Young")
