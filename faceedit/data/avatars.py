@@ -75,10 +75,12 @@ Hats hide the hair completely (their art references ``hatColor`` only; hijab inc
 so hair colours count only under hair tops; the opaque ``kurt`` glasses hide the eyes
 (:func:`visible_parameters` lists what shows). The hair colours b58143 (light brown,
 between blond and brown), a55728 (auburn), c93305 (red), f59797 (pink) and e8e1e1
-(grey) set no hair attribute. CelebA's ``Gray_Hair`` is not an attribute: hats, bald
-heads and four hair colours are mutually exclusive, so at most five of them can each
-cover 20% of the faces; ``Wearing_Hat``, ``Bald`` and three colours are kept, grey hair
-stays an identity value of ``hairColor``.
+(grey) set no hair attribute. CelebA's ``Gray_Hair`` is not an attribute: a hat and
+each visible hair colour exclude one another, so with ``Wearing_Hat`` at 20% four colour
+attributes would need the other 80% exactly, leaving no bald heads and no slack; grey
+hair stays an identity value of ``hairColor``. Head shares: hats 22%, bald heads 8%,
+hair 70% (of all faces: ``sides``, the balding top, 14%; black, blond and brown 22%
+each, other colours 4%), so ``Bald`` is 22%.
 
 Sampling is stratified so that every attribute has at least 20% of each value by
 construction: each group of parts (head, mouth, eyes, accessories, facial hair, skin)
