@@ -34,7 +34,7 @@ def register(commands: Commands) -> None:
         "--workers",
         default=None,
         metavar="K",
-        help="rendering processes (default: all available cores)",
+        help="rendering processes; all available cores when not given",
     )
     p.add_argument(
         "--split",
@@ -57,14 +57,16 @@ def register(commands: Commands) -> None:
     )
     t.add_argument("--data", required=True, metavar="DIR", help="dataset from 'data avatars'")
     t.add_argument("-o", "--out", required=True, metavar="DIR", help="new model directory")
-    t.add_argument("--epochs", default="3", help="passes over the train split")
-    t.add_argument("--batch-size", default="128")
+    t.add_argument("--epochs", default="3", metavar="E", help="passes over the train split")
+    t.add_argument("--batch-size", default="128", metavar="B", help="images per step")
     t.add_argument("--lr", default="3e-3", help="peak learning rate (one-cycle)")
-    t.add_argument("--seed", default="0")
+    t.add_argument("--seed", default="0", help="initialisation and shuffling seed")
     t.add_argument("--max-train", default=None, metavar="N", help="use the first N train images")
     t.add_argument("--max-val", default=None, metavar="N", help="use the first N val images")
-    t.add_argument("--channels", default="32,64,128,192", help="widths of the CNN stages")
-    t.add_argument("--device", default="cpu")
+    t.add_argument(
+        "--channels", default="32,64,128,192", metavar="C,..", help="widths of the CNN stages"
+    )
+    t.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
