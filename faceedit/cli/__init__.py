@@ -21,6 +21,8 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.generate",
     "faceedit.cli.convert",
     "faceedit.cli.latent",
+    "faceedit.cli.invert",
+    "faceedit.cli.models",
 ]
 
 

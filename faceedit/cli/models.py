@@ -1,0 +1,63 @@
+"""``faceedit models`` and ``faceedit download``: the official checkpoints and data."""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.cli.common import Commands
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "models",
+        "list the known official checkpoints and data (source, size, licence, loader)",
+        run_models,
+    )
+    p.add_argument(
+        "--cache-dir", default=None, help="cache (default $FACEEDIT_CACHE or ~/.cache/faceedit)"
+    )
+    p = commands.add(
+        "download",
+        "download an official checkpoint into the cache, resumable, verified and validated",
+        run_download,
+    )
+    p.add_argument("name", help="a name from `faceedit models`")
+    p.add_argument(
+        "--cache-dir", default=None, help="cache (default $FACEEDIT_CACHE or ~/.cache/faceedit)"
+    )
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    p.add_argument(
+        "--no-validate", action="store_true", help="skip loading the file after download"
+    )
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from faceedit.registry import REGISTRY, cache_dir, format_size, local_path
+
+    root = cache_dir(args.cache_dir)
+    print(f"cache: {root}")
+    for entry in REGISTRY.values():
+        here = local_path(entry, root).exists()
+        state = "downloaded" if here else ("manual download" if entry.kind == "manual" else "")
+        print(f"\n{entry.name}  [{state or 'not downloaded'}]")
+        print(f"  {entry.description}")
+        print(f"  file:    {entry.filename} ({format_size(entry.size)})")
+        print(f"  url:     {entry.url}")
+        print(f"  source:  {entry.source}")
+        print(f"  licence: {entry.licence}")
+        print(f"  loads:   {entry.loads_as}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from faceedit.registry import download
+
+    path = download(
+        args.name,
+        cache=args.cache_dir,
+        progress=True,
+        timeout=args.timeout,
+        validate=not args.no_validate,
+    )
+    print(f"{args.name}: {path}")
+    return 0

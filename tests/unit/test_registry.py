@@ -1,0 +1,249 @@
+"""The weights registry and downloader against a local HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import socket
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import torch
+
+from faceedit import registry
+from faceedit.cli import main
+from faceedit.nets.latent import LatentClassifier, LatentTransformer
+from faceedit.registry import DownloadError, download
+
+
+class _Server:
+    """Serves ``files`` (path -> bytes) with Range support; can cut a transfer short."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.cut_after: int | None = None  # close the next response after this many bytes
+        self.ignore_range = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                outer.requests.append((self.path, self.headers.get("Range")))
+                data = outer.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and not outer.ignore_range:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if outer.cut_after is not None:
+                    body, outer.cut_after = body[: outer.cut_after], None
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+def _torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _classifier_file(hidden: int = 16) -> bytes:
+    """A small released-format latent classifier (LCNet keys, 2 x 512 inputs)."""
+    g = torch.Generator().manual_seed(0)
+    state = {
+        "fcs.0.weight": torch.randn(hidden, 1024, generator=g),
+        "fcs.0.bias": torch.randn(hidden, generator=g),
+        "fcs.1.weight": torch.randn(3, hidden, generator=g),
+        "fcs.1.bias": torch.randn(3, generator=g),
+    }
+    return _torch_bytes(state)
+
+
+def _point(monkeypatch, name: str, url: str, data: bytes | None, **changes) -> None:
+    """Point a registry entry at the local server (with the served file's size/sha256)."""
+    entry = registry.REGISTRY[name]
+    if data is not None:
+        changes.setdefault("size", len(data))
+        changes.setdefault("sha256", hashlib.sha256(data).hexdigest())
+    monkeypatch.setitem(registry.REGISTRY, name, dataclasses.replace(entry, url=url, **changes))
+
+
+def test_full_download_verifies_and_validates(server, monkeypatch, tmp_path):
+    data = _classifier_file()
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    path = download("latent-classifier", cache=tmp_path, progress=False)
+    assert path == tmp_path / "latent_classifier_epoch_20.pth"
+    assert path.read_bytes() == data
+    assert not (tmp_path / "latent-classifier.part").exists()
+    assert isinstance(registry._load_model(path), LatentClassifier)
+    # a second call finds it in the cache and does not download again
+    n = len(server.requests)
+    assert download("latent-classifier", cache=tmp_path, progress=False) == path
+    assert len(server.requests) == n
+
+
+def test_resume_after_interruption_adds_no_duplicate_bytes(server, monkeypatch, tmp_path):
+    data = _classifier_file(hidden=600)  # ~2.5 MB: several download chunks
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    server.cut_after = 300_000
+    with pytest.raises(DownloadError, match="run the same command again to resume"):
+        download("latent-classifier", cache=tmp_path, progress=False)
+    part = tmp_path / "latent-classifier.part"
+    assert part.stat().st_size == 300_000
+    assert not (tmp_path / "latent_classifier_epoch_20.pth").exists()
+    path = download("latent-classifier", cache=tmp_path, progress=False)
+    assert server.requests[-1][1] == "bytes=300000-"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert path.stat().st_size == len(data)
+
+
+def test_server_ignoring_range_restarts_cleanly(server, monkeypatch, tmp_path):
+    data = _classifier_file()
+    server.files["/c.pth"] = data
+    server.ignore_range = True
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    (tmp_path / "latent-classifier.part").write_bytes(data[:1000])
+    path = download("latent-classifier", cache=tmp_path, progress=False)
+    assert path.read_bytes() == data
+
+
+def test_bad_checksum_is_refused_and_not_left_complete(server, monkeypatch, tmp_path):
+    data = _classifier_file()
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data, sha256="0" * 64)
+    with pytest.raises(DownloadError, match="SHA-256 .* does not match"):
+        download("latent-classifier", cache=tmp_path, progress=False)
+    assert not (tmp_path / "latent_classifier_epoch_20.pth").exists()
+    assert not (tmp_path / "latent-classifier.part").exists()
+
+
+def test_file_that_does_not_load_is_refused(server, monkeypatch, tmp_path):
+    data = b"not a checkpoint at all" * 10
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    with pytest.raises(DownloadError, match="does not load as latent-transformer classifier"):
+        download("latent-classifier", cache=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zip_release_is_unpacked_and_its_checkpoints_validated(server, monkeypatch, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for i in range(3):
+        state[f"dense.{i}.weight"] = torch.randn(8, 8, generator=g)
+        state[f"dense.{i}.bias"] = torch.randn(8, generator=g)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("001/tnet_15.pth.tar", _torch_bytes(state))
+    data = buf.getvalue()
+    server.files["/m.zip"] = data
+    _point(monkeypatch, "latent-transformer-models", server.url("/m.zip"), data)
+    path = download("latent-transformer-models", cache=tmp_path, progress=False)
+    assert path == tmp_path / "latent-transformer-models" and path.is_dir()
+    model = registry._load_model(path / "001" / "tnet_15.pth.tar")
+    assert isinstance(model, LatentTransformer) and model.config.attr_name == "Eyeglasses"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent-transformer-models"]
+
+
+def test_npy_data_is_checked(server, monkeypatch, tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 40), np.float32))
+    data = buf.getvalue()
+    server.files["/a.npy"] = data
+    _point(monkeypatch, "latent-transformer-data-2", server.url("/a.npy"), data)
+    path = download("latent-transformer-data-2", cache=tmp_path, progress=False)
+    assert np.load(path).shape == (4, 40)
+
+
+def test_unreachable_host_fails_fast_with_the_url(monkeypatch, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/x.pth"
+    _point(monkeypatch, "latent-classifier", url, None)
+    t0 = time.perf_counter()
+    with pytest.raises(DownloadError, match=f"cannot reach {url}"):
+        download("latent-classifier", cache=tmp_path, progress=False, timeout=1.0)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_silent_server_times_out(monkeypatch, tmp_path):
+    with socket.socket() as s:  # accepts connections (backlog) but never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/x.pth"
+        _point(monkeypatch, "latent-classifier", url, None)
+        t0 = time.perf_counter()
+        with pytest.raises(DownloadError, match=r"no answer within 0.5 s"):
+            download("latent-classifier", cache=tmp_path, progress=False, timeout=0.5)
+        assert time.perf_counter() - t0 < 5
+
+
+def test_unknown_and_manual_names(tmp_path):
+    with pytest.raises(DownloadError, match="unknown model 'nope'; known: .*psp-ffhq-encode"):
+        download("nope", cache=tmp_path)
+    with pytest.raises(DownloadError, match="no direct download link.*bit.ly"):
+        download("attgan-384-hq", cache=tmp_path)
+
+
+def test_cli_models_lists_entries_and_download_errors(server, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("stylegan2-ffhq-config-f", "stylegan2-ffhq-1024x1024", "psp-ffhq-encode",
+                 "e4e-ffhq-encode", "ir-se50", "attgan-384-hq", "attgan-128",
+                 "latent-classifier", "latent-transformer-models"):  # fmt: skip
+        assert f"\n{name}  [" in out
+    assert "pSp/e4e checkpoint" in out and "NVIDIA Source Code License-NC" in out
+    assert f"cache: {tmp_path}" in out
+    assert main(["download", "nope"]) == 2
+    assert "known: " in capsys.readouterr().err
+    data = _classifier_file()
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    assert main(["download", "latent-classifier"]) == 0
+    assert (tmp_path / "latent_classifier_epoch_20.pth").read_bytes() == data
+    assert main(["models"]) == 0
+    assert "latent-classifier  [downloaded]" in capsys.readouterr().out
