@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 import torch
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--steps-original", type=int, default=40)
     parser.add_argument("--steps-batched", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--full", action="store_true", help="time whole epochs (slow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -128,7 +130,6 @@ def main() -> None:
         original_step(tnet, classifier, opt, batch_codes(), 31, masks[min(31, len(attrs) - 1)])
 
     n_orig = steps_per_epoch if args.full else args.steps_original
-    t_orig = timed(run_original, n_orig, warmup=3)
 
     # --- faceedit: all attributes batched, classifier frozen
     frozen = LatentClassifier(classifier_preset("released")).eval()
@@ -146,7 +147,6 @@ def main() -> None:
         bopt.step()
 
     n_batched = steps_per_epoch if args.full else args.steps_batched
-    t_batched = timed(run_batched, n_batched, warmup=1)
 
     # --- faceedit's loop with a single attribute (frozen classifier, no batching gain)
     single = LatentTransformerBank(LatentTransformerConfig(), 1)
@@ -159,21 +159,34 @@ def main() -> None:
         losses["total"].sum().backward()
         sopt.step()
 
-    t_single = timed(run_single, n_orig, warmup=2)
+    # interleaved rounds, median per method: the machine's load drifts between them
+    rounds = 1 if args.full else args.rounds
+    samples: dict[str, list[float]] = {"original": [], "batched": [], "single": []}
+    for r in range(rounds):
+        samples["original"].append(timed(run_original, n_orig, warmup=3 if r == 0 else 0))
+        samples["batched"].append(timed(run_batched, n_batched, warmup=1 if r == 0 else 0))
+        samples["single"].append(timed(run_single, n_orig, warmup=2 if r == 0 else 0))
+        print(
+            f"round {r + 1}/{rounds}: "
+            + ", ".join(f"{k} {v[-1] * 1e3:.0f} ms/step" for k, v in samples.items())
+        )
+    t_orig, t_batched, t_single = (
+        statistics.median(samples[k]) for k in ("original", "batched", "single")
+    )
 
     epoch_orig = t_orig * steps_per_epoch
     epoch_batched = t_batched * steps_per_epoch
     per_attr_batched = epoch_batched / len(attrs)
-    how = "measured" if args.full else "extrapolated from timed steps"
+    how = "measured" if args.full else f"extrapolated from timed steps, median of {rounds} rounds"
     print(
         f"threads {args.threads}, batch {batch}, {args.codes} codes = {steps_per_epoch} steps/epoch ({how})"
     )
     print(f"original way, 1 attribute:   {t_orig * 1e3:8.1f} ms/step  {epoch_orig:8.1f} s/epoch "
-          f"({n_orig} steps timed)")  # fmt: skip
+          f"({n_orig} steps/round)")  # fmt: skip
     print(f"batched, {len(attrs):2d} attributes:     {t_batched * 1e3:8.1f} ms/step  {epoch_batched:8.1f} s/epoch "
-          f"({n_batched} steps timed)")  # fmt: skip
+          f"({n_batched} steps/round)")  # fmt: skip
     print(f"faceedit loop, 1 attribute:  {t_single * 1e3:8.1f} ms/step  {t_single * steps_per_epoch:8.1f} s/epoch "
-          f"({n_orig} steps timed)")  # fmt: skip
+          f"({n_orig} steps/round)")  # fmt: skip
     print(f"per attribute-epoch: original {epoch_orig:.1f} s, batched {per_attr_batched:.1f} s")
     print(f"speed-up per attribute-epoch: {epoch_orig / per_attr_batched:.2f}x vs the original way "
           f"(target >= 3x); {t_single * steps_per_epoch / per_attr_batched:.2f}x vs faceedit's "

@@ -138,6 +138,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def _train_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
     p.add_argument("--resume", action="store_true", help="continue OUTPUT/checkpoint.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -246,7 +247,7 @@ def _plot_stats(path: str, names, counts, corr) -> None:
 
 def _run_train_classifier(args: argparse.Namespace) -> int:
     from faceedit.data.latents import load_latent_dataset
-    from faceedit.train.common import cleanup_distributed, setup_distributed
+    from faceedit.train.common import cleanup_distributed
     from faceedit.train.latent import ClassifierTrainConfig, train_classifier
 
     out = _output_dir(args.output)
@@ -278,10 +279,16 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     _check_positive(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
-    dist = setup_distributed()
+    dist, device = _distributed(args.device)
     try:
         result = train_classifier(
-            data, out, config, resume=args.resume, progress=not args.no_progress, dist=dist
+            data,
+            out,
+            config,
+            resume=args.resume,
+            progress=not args.no_progress,
+            dist=dist,
+            device=device,
         )
     finally:
         cleanup_distributed(dist)
@@ -295,6 +302,22 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distributed(device: str):
+    """torchrun set-up (gloo on CPU, nccl on CUDA) and this rank's device."""
+    from faceedit.train.common import setup_distributed
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FaceeditError("--device cuda: no CUDA device is available")
+    dist = setup_distributed(backend="nccl" if cuda else "gloo")
+    if cuda and dist.enabled and device == "cuda":
+        device = f"cuda:{dist.local_rank}"
+    return dist, device
+
+
 def _check_positive(**values: float) -> None:
     for name, v in values.items():
         if v <= 0:
@@ -303,7 +326,7 @@ def _check_positive(**values: float) -> None:
 
 def _run_train_transformer(args: argparse.Namespace) -> int:
     from faceedit.data.latents import load_latent_dataset, resolve_attrs
-    from faceedit.train.common import cleanup_distributed, setup_distributed
+    from faceedit.train.common import cleanup_distributed
     from faceedit.train.latent import TransformerTrainConfig, train_transformers
 
     out = _output_dir(args.output)
@@ -324,7 +347,7 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
         dense=args.dense,
         seed=args.seed,
     )
-    dist = setup_distributed()
+    dist, device = _distributed(args.device)
     try:
         result = train_transformers(
             data,
@@ -335,6 +358,7 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.no_progress,
             dist=dist,
+            device=device,
         )
     finally:
         cleanup_distributed(dist)

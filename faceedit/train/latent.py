@@ -148,11 +148,13 @@ def _resume_state(out_dir: Path, resume: bool, kind: str, config: Any) -> dict |
     return state
 
 
-def _ddp(module: nn.Module, dist: DistInfo) -> nn.Module:
+def _ddp(module: nn.Module, dist: DistInfo, device: torch.device) -> nn.Module:
     if not dist.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
+    if device.type == "cuda":
+        return DistributedDataParallel(module, device_ids=[device])
     return DistributedDataParallel(module)
 
 
@@ -197,8 +199,12 @@ def classifier_metrics(
     model.eval()
     codes = torch.as_tensor(codes)
     labels = torch.as_tensor(labels) > 0.5
+    device = next(model.parameters()).device
     preds = torch.cat(
-        [model(codes[i : i + batch_size]) > 0 for i in range(0, len(codes), batch_size)]
+        [
+            (model(codes[i : i + batch_size].to(device)) > 0).cpu()
+            for i in range(0, len(codes), batch_size)
+        ]
     )
     tp = (preds & labels).sum(0).double()
     fp = (preds & ~labels).sum(0).double()
@@ -273,6 +279,7 @@ def train_classifier(
     resume: bool = False,
     progress: bool = True,
     dist: DistInfo = DistInfo(),
+    device: str | torch.device = "cpu",
 ) -> ClassifierTrainResult:
     """Train a :class:`LatentClassifier` on the first 90 % of ``data``.
 
@@ -307,7 +314,8 @@ def train_classifier(
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    model = LatentClassifier(model_config)
+    device = torch.device(device)
+    model = LatentClassifier(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
     start_epoch, losses = 0, []
@@ -320,7 +328,7 @@ def train_classifier(
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, losses = int(state["epoch"]) + 1, list(state["losses"])
         set_rng_state(state["rng"])
-    net = _ddp(model, dist)
+    net = _ddp(model, dist, device)
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -330,8 +338,8 @@ def train_classifier(
         )
         running = []
         for idx in bar:
-            logits = net(train_codes[idx])
-            loss = F.binary_cross_entropy_with_logits(logits, train_labels[idx])
+            logits = net(train_codes[idx].to(device))
+            loss = F.binary_cross_entropy_with_logits(logits, train_labels[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -497,6 +505,7 @@ def train_transformers(
     progress: bool = True,
     dist: DistInfo = DistInfo(),
     max_bank_bytes: int = 32 * 2**30,
+    device: str | torch.device = "cpu",
 ) -> TransformerTrainResult:
     """Train one transformer per attribute index in ``attrs``, all in one batched loop.
 
@@ -517,7 +526,9 @@ def train_transformers(
     if len(codes) < 2:
         raise DataError("need at least 2 training codes after the 90/10 split")
     masks = correlation_masks(data.labels, attrs, config.corr_threshold)
-    attr_t = torch.tensor(attrs, dtype=torch.long)
+    device = torch.device(device)
+    masks = masks.to(device)
+    attr_t = torch.tensor(attrs, dtype=torch.long, device=device)
 
     t_probe = LatentTransformerConfig(num_ws=cc.num_ws, w_dim=cc.w_dim, dense=config.dense)
     # parameter, gradient and Adam's two moments, float32
@@ -527,12 +538,12 @@ def train_transformers(
             f"training {len(attrs)} {'dense ' if config.dense else ''}transformer(s) together "
             f"needs about {needed / 2**30:.1f} GiB; train fewer attributes per run"
         )
-    classifier = classifier.eval()
+    classifier = classifier.eval().to(device)
     for p in classifier.parameters():
         p.requires_grad_(False)
     torch.manual_seed(config.seed)
     t_config = LatentTransformerConfig(num_ws=cc.num_ws, w_dim=cc.w_dim, dense=config.dense)
-    bank = LatentTransformerBank(t_config, len(attrs))
+    bank = LatentTransformerBank(t_config, len(attrs)).to(device)
     optimizer = make_adam(bank.parameters(), config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
     history = {n: {"attr": [], "rec": [], "reg": [], "total": []} for n in names}
@@ -562,7 +573,7 @@ def train_transformers(
         set_rng_state(state["rng"])
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    net = _ddp(bank, dist)
+    net = _ddp(bank, dist, device)
 
     for epoch in range(start_epoch, config.epochs):
         bank.train()
@@ -574,7 +585,8 @@ def train_transformers(
         )
         running: list[torch.Tensor] = []
         for idx in bar:
-            losses = transformer_losses(net, classifier, codes[idx], attr_t, masks, config)
+            w0 = codes[idx].to(device)
+            losses = transformer_losses(net, classifier, w0, attr_t, masks, config)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].sum().backward()
             optimizer.step()

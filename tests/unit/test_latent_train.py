@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -201,4 +202,21 @@ def test_resume_refuses_a_different_structure(classifier, data, tmp_path) -> Non
     with pytest.raises(FaceeditError, match="needs about .* GiB; train fewer attributes"):
         train_transformers(
             small, classifier, [1, 2], tmp_path / "x", TransformerTrainConfig(), max_bank_bytes=1000
+        )
+
+
+def test_classifier_resume_continues_exactly(data, tmp_path) -> None:
+    small = data.subset(slice(0, 200))
+    cfg = ClassifierTrainConfig(preset="small", hidden=(16,), epochs=2, lr=3e-3, batch_size=64)
+    straight = train_classifier(small, tmp_path / "a", cfg, progress=False)
+    train_classifier(small, tmp_path / "b", replace(cfg, epochs=1), progress=False)
+    resumed = train_classifier(small, tmp_path / "b", cfg, resume=True, progress=False)
+    for va, vb in zip(
+        straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb)
+    assert resumed.losses == straight.losses
+    with pytest.raises(FaceeditError, match="saved for a different classifier"):
+        train_classifier(
+            small, tmp_path / "b", replace(cfg, hidden=(8,), epochs=3), resume=True, progress=False
         )
