@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.latent",
     "faceedit.cli.invert",
     "faceedit.cli.models",
+    "faceedit.cli.edit",
 ]
 
 

@@ -1,0 +1,216 @@
+"""``faceedit edit``: edit the faces of photos (detect, align, invert/encode, edit, paste back).
+
+A thin verb over :mod:`faceedit.editing.pipeline`; see its docstring for the bundle format.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.cli.common import Commands
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "edit",
+        "edit facial attributes of photos (latent transformers or AttGAN)",
+        run,
+        description=(
+            "Edit the faces of one or more photos: detect, FFHQ-align, invert into "
+            "StyleGAN2's W+ (latent) or encode (AttGAN), edit, paste back. "
+            "Example: faceedit edit photo.jpg --attr Smiling=1 --attr Eyeglasses=0.5 "
+            "--model BUNDLE_DIR -o out.png"
+        ),
+    )
+    add_model_arguments(p)
+    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output image (one input) or an existing directory (several inputs or a folder)",
+    )
+    p.add_argument(
+        "--aligned",
+        action="store_true",
+        help="inputs are already aligned square face crops: no detection, no paste-back",
+    )
+    p.add_argument(
+        "--compare", action="store_true", help="also write NAME_compare.png (before | after)"
+    )
+    faces = p.add_mutually_exclusive_group()
+    faces.add_argument(
+        "--face-index", type=int, default=None, help="which face, counting from the largest (0)"
+    )
+    faces.add_argument("--all-faces", action="store_true", help="edit every face found")
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``edit`` and ``video``: edits, method, model parts, inversion."""
+    p.add_argument(
+        "--attr",
+        action="append",
+        required=True,
+        metavar="NAME=STRENGTH",
+        help="attribute and strength, e.g. Smiling=1 or Eyeglasses=-1 (repeatable)",
+    )
+    p.add_argument("--method", choices=("latent", "attgan"), default="latent")
+    p.add_argument(
+        "--model",
+        help="latent: a bundle directory (bundle.json), a pSp/e4e file or a generator; "
+        "attgan: an AttGAN file, directory or bundle; or a downloaded model name",
+    )
+    p.add_argument("--generator", help="StyleGAN2 generator (overrides the bundle's)")
+    p.add_argument("--encoder", help="pSp/e4e encoder (overrides the bundle's)")
+    p.add_argument(
+        "--transformers", metavar="DIR", help="latent transformers directory (tnet_<Name>/ ...)"
+    )
+    p.add_argument("--classifier", help="latent classifier, for attribute scores")
+    p.add_argument(
+        "--invert",
+        choices=("auto", "encoder", "optimize"),
+        default="auto",
+        help="latent inversion: the encoder, or optimisation projection "
+        "(auto: the encoder when the model has one)",
+    )
+    p.add_argument("--steps", type=int, default=200, help="projection steps (--invert optimize)")
+    p.add_argument("--space", choices=("w", "w+"), default="w+", help="projection space")
+    p.add_argument(
+        "--blend", choices=("feather", "seamless"), default="feather", help="paste-back blending"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the projection's exploration")
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
+
+
+def build_editor(args: argparse.Namespace):
+    """The :class:`~faceedit.editing.pipeline.FaceEditor` the options describe, and the
+    checked edits."""
+    from faceedit.cli.common import parse_attr_strengths
+    from faceedit.cli.runtime import resolve_device
+    from faceedit.editing.pipeline import build_editor as build
+
+    edits = parse_attr_strengths(args.attr)
+    device = resolve_device(args.device)
+    editor = build(
+        args.method,
+        args.model,
+        generator=args.generator,
+        encoder=args.encoder,
+        transformers=args.transformers,
+        classifier=args.classifier,
+        device=device,
+        invert=args.invert,
+        steps=args.steps,
+        space=args.space,
+        blend=args.blend,
+        seed=args.seed,
+    )
+    return editor, editor.check_edits(edits)
+
+
+def _collect_inputs(items: list[str]) -> tuple[list, bool]:
+    """Input files (folders expanded, sorted) and whether the output must be a directory."""
+    from pathlib import Path
+
+    from faceedit.data.images import IMAGE_SUFFIXES
+    from faceedit.errors import FaceeditError
+
+    files = []
+    many = len(items) > 1
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            many = True
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise FaceeditError(f"{path}: no images in this folder")
+            files.extend(found)
+        else:
+            files.append(path)  # a missing file is reported with the others
+    return files, many
+
+
+_WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _output_paths(files: list, output: str, many: bool) -> list:
+    import os
+    from pathlib import Path
+
+    from faceedit.errors import FaceeditError
+    from faceedit.fileio import check_output_path
+
+    out = Path(output)
+    if not many and not out.is_dir():
+        check_output_path(out)
+        if out.suffix.lower() not in _WRITABLE:
+            raise FaceeditError(f"-o {out}: use an image suffix ({', '.join(_WRITABLE)})")
+        return [out]
+    if not out.is_dir():
+        raise FaceeditError(
+            f"-o {out}: several inputs need an existing output directory"
+            + ("" if out.exists() else " (it does not exist)")
+        )
+    if not os.access(out, os.W_OK):
+        raise FaceeditError(f"-o {out}: output directory is not writable")
+    paths = []
+    seen: set = set()
+    for f in files:
+        suffix = f.suffix.lower() if f.suffix.lower() in _WRITABLE else ".png"
+        target = out / (f.stem + suffix)
+        if target in seen:  # same name from two folders: keep both
+            target = out / f"{f.stem}_{len(seen)}{suffix}"
+        seen.add(target)
+        paths.append(target)
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from faceedit.data.images import write_image
+    from faceedit.errors import FaceeditError
+
+    if args.face_index is not None and args.face_index < 0:
+        raise FaceeditError(f"--face-index {args.face_index}: must be >= 0")
+    files, many = _collect_inputs(args.inputs)
+    outputs = _output_paths(files, args.output, many)
+    editor, edits = build_editor(args)
+    face_index = "all" if args.all_faces else args.face_index
+
+    failed = 0
+    bar = tqdm(
+        list(zip(files, outputs, strict=True)), desc="editing", unit="photo", disable=len(files) < 2
+    )
+    for src, dst in bar:
+        try:
+            if not src.is_file():
+                raise FaceeditError(f"{src}: no such file")
+            result = editor.edit_photo(str(src), edits, face_index=face_index, aligned=args.aligned)
+            write_image(dst, result.image)
+            written = [dst]
+            if args.compare:
+                cmp_path = dst.with_name(dst.stem + "_compare.png")
+                write_image(cmp_path, result.compare())
+                written.append(cmp_path)
+        except FaceeditError as e:
+            failed += 1
+            msg = str(e)
+            if str(src) not in msg:
+                msg = f"{src}: {msg}"
+            tqdm.write(f"faceedit: error: {msg}", file=sys.stderr)
+            continue
+        n = len(result.faces)
+        tqdm.write(
+            f"{src}: {n} face{'s' if n != 1 else ''} edited -> "
+            + ", ".join(str(p) for p in written)
+        )
+    if failed:
+        if len(files) > 1:
+            print(f"faceedit: {failed} of {len(files)} photos failed", file=sys.stderr)
+        return 1
+    return 0
