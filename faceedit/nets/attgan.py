@@ -410,27 +410,40 @@ def _fold_block(block: _Block) -> None:
     block.layers = nn.Sequential(new, *mods[2:])
 
 
-# Output positions up to which a convolution runs as unfold + one matrix product: small
-# feature maps with wide layers are bound by reading the weights, and a plain GEMM reads
-# them once, where the convolution kernels spend far longer re-arranging them.
+# Output positions (batch x height x width) up to which a convolution runs as patches +
+# one matrix product: small feature maps with wide layers are bound by reading the
+# weights, and a plain GEMM reads them once, where the convolution kernels spend far
+# longer re-arranging them.
 GEMM_MAX_POSITIONS = 1024
 
 
 def _conv_nhwc(
     x: torch.Tensor, weight: torch.Tensor, wmat: torch.Tensor, bias, stride: int, padding: int
 ) -> torch.Tensor:
-    """``conv2d(x, weight)`` returned as ``[n, ho, wo, c_out]`` (channels-last memory)."""
+    """``conv2d(x, weight)`` returned as ``[n, ho, wo, c_out]`` (channels-last memory).
+
+    ``wmat [k * k * c_in, c_out]`` is ``weight`` in (kh, kw, c_in) row order, matching
+    patches gathered from the channels-last input.
+    """
     n, _, h, w = x.shape
     k = weight.shape[-1]
     ho = (h + 2 * padding - k) // stride + 1
     wo = (w + 2 * padding - k) // stride + 1
-    if ho * wo <= GEMM_MAX_POSITIONS:
-        cols = F.unfold(x, k, padding=padding, stride=stride)  # [n, c_in*k*k, L]
-        cols = cols.transpose(1, 2).reshape(n * ho * wo, -1)
+    if n * ho * wo <= GEMM_MAX_POSITIONS:
+        xh = x.permute(0, 2, 3, 1)  # NHWC view (no copy for channels-last inputs)
+        if padding:
+            xh = F.pad(xh, (0, 0, padding, padding, padding, padding))
+        patches = xh.unfold(1, k, stride).unfold(2, k, stride)  # [n, ho, wo, c, kh, kw]
+        cols = patches.permute(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, -1)
         out = cols @ wmat if bias is None else torch.addmm(bias, cols, wmat)
         return out.view(n, ho, wo, -1)
     x = x.contiguous(memory_format=torch.channels_last)
     return F.conv2d(x, weight, bias, stride=stride, padding=padding).permute(0, 2, 3, 1)
+
+
+def _gemm_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``[c_out, c_in, kh, kw]`` -> ``[kh * kw * c_in, c_out]``."""
+    return weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).contiguous()
 
 
 class FastConv2d(nn.Module):
@@ -442,7 +455,7 @@ class FastConv2d(nn.Module):
         self.stride, self.padding = conv.stride[0], conv.padding[0]
         w = conv.weight.detach()
         self.register_buffer("weight", w.clone())
-        self.register_buffer("wmat", w.reshape(w.shape[0], -1).t().contiguous())
+        self.register_buffer("wmat", _gemm_weight(w))
         b = conv.bias.detach().clone() if conv.bias is not None else None
         self.register_buffer("bias", b)
 
@@ -481,7 +494,7 @@ class SubPixelConvTranspose(nn.Module):
                 phases.append(k.transpose(0, 1))
         weight = torch.cat(phases, 0).contiguous()  # [4 * out, in, 2, 2], phase-major
         self.register_buffer("weight", weight)
-        self.register_buffer("wmat", weight.reshape(weight.shape[0], -1).t().contiguous())
+        self.register_buffer("wmat", _gemm_weight(weight))
         self.register_buffer(
             "bias", convt.bias.detach().clone() if convt.bias is not None else None
         )
