@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from faceedit.checkpoints.guards import check_legacy_bytes, check_tensor_shape
 from faceedit.checkpoints.registry import Handler, register
 from faceedit.errors import CheckpointError
 
@@ -52,7 +53,18 @@ def _rebuild_parameter(
 
 
 def _load_storage(data: bytes) -> Any:
+    check_legacy_bytes(data, "a storage in the pickle")
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _rebuild_tensor_checked(storage: Any, offset: int, size: Any, stride: Any, *rest: Any) -> Any:
+    # Shapes come from the file: check them before torch builds a view of that size.
+    numel = storage.nbytes() // storage.element_size() if hasattr(storage, "nbytes") else None
+    try:
+        check_tensor_shape(size, stride, offset, numel)
+    except ValueError as e:
+        raise pickle.UnpicklingError(f"refused: {e}") from None
+    return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, *rest)
 
 
 def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
@@ -65,7 +77,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_meta,
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_checked,
     ("torch.storage", "_load_from_bytes"): _load_storage,
     ("numpy.core.multiarray", "scalar"): None,  # filled below (numpy 1/2 spelling)
     ("numpy._core.multiarray", "scalar"): None,

@@ -44,6 +44,9 @@ def _build(subject: Path, path: Path, **_: object) -> nn.Module:
         )
     if not (path / WEIGHTS_NAME).is_file():
         raise CheckpointError(f"{path}: {WEIGHTS_NAME} is missing beside {CONFIG_NAME}")
+    from faceedit.checkpoints.guards import check_safetensors
+
+    check_safetensors(path / WEIGHTS_NAME)
     try:
         return ConfigModule.from_pretrained(path)
     except (OSError, RuntimeError, SafetensorError) as e:

@@ -24,6 +24,7 @@ def safe_torch_load(path: str | Path) -> Any:
         CheckpointError: the file is truncated or asks for any other global.
     """
     path = Path(path)
+    _guard(path)
     try:
         with torch.serialization.safe_globals(_HARMLESS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -39,6 +40,18 @@ def safe_torch_load(path: str | Path) -> Any:
         first = str(e).split("\n")[0]
         raise CheckpointError(f"{path}: truncated or corrupt PyTorch file ({first})") from None
     return _namespaces_to_dicts(obj)
+
+
+def _guard(path: Path) -> None:
+    # Structure checks first: torch would allocate declared storages while loading.
+    from faceedit.checkpoints.guards import check_legacy_torch, check_torch_zip
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        check_torch_zip(path)
+    elif head[:1] == b"\x80":
+        check_legacy_torch(path)
 
 
 def _unsupported_global(message: str) -> str:
