@@ -84,8 +84,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--attr", action="append", required=True, help="NAME=STRENGTH (repeatable)")
     p.add_argument(
         "--transformers",
-        required=True,
-        help="directory with tnet_<Name>/ or tnet_<k>.pth.tar files (or one transformer)",
+        default="logs/001",
+        help="directory with tnet_<Name>/ or tnet_<k>.pth.tar files (or one transformer); "
+        "the default is the original repository's layout",
     )
     p.add_argument("--model", help="StyleGAN2 generator for rendering")
     p.add_argument("-o", "--output", required=True, help=".png strip (needs --model) or .npy codes")
@@ -395,7 +396,7 @@ def _load_editor(root: str, names: list[str], layers, generator=None):
 
     base = Path(root)
     if not base.exists():
-        raise FaceeditError(f"{base}: no such file or directory")
+        raise FaceeditError(f"{base}: no such file or directory (give --transformers DIR)")
     paths = {n: find_transformer(base, n) for n in names}
     return LatentEditor.from_paths(paths, generator=generator, layers=layers)
 

@@ -192,3 +192,19 @@ def test_single_attribute_classifier(work, tmp_path) -> None:
     clf = load(out / "classifier")
     assert clf.config.n_attrs == 1 and clf.config.attr_names == ("Smiling",)
     assert (out / "metrics.csv").read_text().splitlines()[1].startswith("Smiling,")
+
+
+def test_edit_latent_reads_the_original_logs_layout(work, tmp_path, monkeypatch) -> None:
+    """Without --transformers, logs/001/tnet_<k>.pth.tar (the original's layout) is used."""
+    from faceedit.checkpoints import load
+
+    mine = load(work / "tn" / "tnet_Smiling")
+    (tmp_path / "logs" / "001").mkdir(parents=True)
+    torch.save(dict(mine.state_dict()), tmp_path / "logs" / "001" / "tnet_31.pth.tar")
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(["edit-latent", str(work / "codes.npy"), "--attr", "Smiling=0.7", "-o", "a.npy"]) == 0
+    )
+    assert main(["edit-latent", str(work / "codes.npy"), "--attr", "Smiling=0.7", "-o", "b.npy",
+                 "--transformers", str(work / "tn")]) == 0  # fmt: skip
+    assert np.array_equal(np.load("a.npy"), np.load("b.npy"))
