@@ -220,3 +220,28 @@ def test_classifier_resume_continues_exactly(data, tmp_path) -> None:
         train_classifier(
             small, tmp_path / "b", replace(cfg, hidden=(8,), epochs=3), resume=True, progress=False
         )
+
+
+def test_edit_targets_continuous_and_fixed() -> None:
+    from faceedit.train.latent import edit_targets
+
+    p = torch.tensor([0.2, 0.8, 0.45])
+    alpha, target = edit_targets(p)
+    torch.testing.assert_close(alpha, torch.tensor([0.8, -0.8, 0.55]))
+    assert target.tolist() == [1.0, 0.0, 1.0]  # the flipped labels
+    alpha, target = edit_targets(p, fixed_alpha=True)
+    assert alpha.tolist() == [1.0, -1.0, 1.0] and target.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_dense_transformers_train_and_reload(classifier, data, tmp_path) -> None:
+    import faceedit
+
+    config = TransformerTrainConfig(epochs=1, dense=True, fixed_alpha=True)
+    result = train_transformers(
+        data.subset(slice(0, 200)), classifier, [0, 5], tmp_path, config, progress=False
+    )
+    t = faceedit.load(tmp_path / "tnet_attr5")
+    assert t.config.dense and set(t.state_dict()) == {"dense.weight", "dense.bias"}
+    ws = torch.from_numpy(data.codes[:4])
+    torch.testing.assert_close(t(ws, 1.0), result.transformers["attr5"](ws, 1.0))
+    assert result.history["attr0"]["total"][0] > 0
