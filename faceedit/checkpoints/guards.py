@@ -212,6 +212,10 @@ _SPECIAL: dict[str, Callable[..., Any]] = {
 }
 
 
+class _DictWithAttrs(dict):
+    """Stands in for ``OrderedDict``; unlike ``dict`` it accepts attributes (BUILD)."""
+
+
 class _DryRun(pickle.Unpickler):
     """Unpickles the structure of a torch pickle without building or calling anything real.
 
@@ -232,7 +236,8 @@ class _DryRun(pickle.Unpickler):
             if storage is not None:
                 return storage
         if dotted == "collections.OrderedDict":
-            return dict
+            # a dict subclass: state_dict() pickles carry a BUILD of their _metadata
+            return _DictWithAttrs
         if dotted in self._allowed:
             return _Inert
         raise _Refused(f"the file asks for the Python global {dotted}, which is not plain weights")
