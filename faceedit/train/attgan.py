@@ -402,6 +402,11 @@ def train_attgan(
         samples = _sample_batch(cfg) if dist_info.is_main else None
 
         concat_d = D.config.norm in ("instancenorm", "none")
+        if dist_info.enabled and not concat_d:
+            # three forwards of one DDP module before a backward are not supported
+            raise FaceeditError(
+                f"distributed training needs dis_norm instancenorm or none, not {D.config.norm}"
+            )
         last_epoch = -1
         batches: list[list[int]] = []
         bar = tqdm(

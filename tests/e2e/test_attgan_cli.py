@@ -167,6 +167,41 @@ def test_eval_writes_table_and_chart(trained, tmp_path) -> None:
     assert 0 <= report["mean_accuracy"] <= 1 and report["psnr"] > 0
     assert "| Eyeglasses |" in (out / "attgan_eval.md").read_text()
     assert _png(out / "attgan_eval.png").shape[0] > 100
+    assert report["classifier"].startswith("the model's own head")
+    # judged by a given classifier (here a release-style copy of the same model)
+    from faceedit.checkpoints import load
+    from faceedit.checkpoints.attgan import save_release_checkpoint, setting_from_config
+
+    model = load(root / "run" / "model")
+    clf = tmp_path / "clf" / "weights.1.pth"
+    clf.parent.mkdir()
+    (clf.parent / "setting.txt").write_text(json.dumps(setting_from_config(model)))
+    save_release_checkpoint(model, clf)
+    out2 = tmp_path / "ev2"
+    assert (
+        main(
+            [
+                "eval",
+                "attgan",
+                "--model",
+                str(root / "run"),
+                "--config",
+                str(cfg),
+                "--split",
+                "all",
+                "--max-images",
+                "8",
+                "--classifier",
+                str(clf),
+                "-o",
+                str(out2),
+            ]
+        )
+        == 0
+    )
+    report2 = json.loads((out2 / "attgan_eval.json").read_text())
+    assert report2["classifier"] == "given classifier"
+    assert report2["accuracy"] == report["accuracy"]
 
 
 def test_release_checkpoint_through_the_cli(trained, tmp_path) -> None:

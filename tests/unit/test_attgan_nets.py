@@ -117,12 +117,21 @@ def test_style_controllers_change_the_output() -> None:
     assert D.predict_style(torch.randn(2, 3, 32, 32)).shape == (2, 4, 2)
 
 
+def _prefixed(state, prefix: str):
+    if not prefix:
+        return state
+    out = type(state)((prefix + k, v) for k, v in state.items())
+    out._metadata = type(state._metadata)((prefix + k, v) for k, v in state._metadata.items())
+    return out
+
+
 def _write_release(tmp_path, model: AttGAN, *, with_D: bool, prefix: str = "", setting=None):
     ckdir = tmp_path / "exp" / "checkpoint"
     ckdir.mkdir(parents=True)
-    data = {"G": {prefix + k: v for k, v in model.G.state_dict().items()}}
+    # real state_dict() OrderedDicts (with their _metadata) as the release saves them
+    data = {"G": _prefixed(model.G.state_dict(), prefix)}
     if with_D:
-        data["D"] = {prefix + k: v for k, v in model.D.state_dict().items()}
+        data["D"] = _prefixed(model.D.state_dict(), prefix)
         data["optim_G"] = {"state": {}, "param_groups": []}
     path = ckdir / "weights.3.pth"
     torch.save(data, path)

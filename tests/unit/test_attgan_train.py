@@ -72,9 +72,19 @@ def test_losses_fall(toy_data, tmp_path) -> None:
     assert (run / "setting.txt").is_file() and (run / "config.yaml").is_file()
 
 
-@pytest.mark.parametrize("mode,style_dim", [("wgan", 0), ("lsgan", 2)])
-def test_resume_gives_identical_next_steps(toy_data, tmp_path, mode, style_dim) -> None:
-    kw = dict(max_steps=6, mode=mode, style_dim=style_dim, b_distribution="uniform")
+@pytest.mark.parametrize(
+    "mode,style_dim,norm",
+    [("wgan", 0, "instancenorm"), ("lsgan", 2, "instancenorm"), ("dcgan", 0, "batchnorm")],
+)
+def test_resume_gives_identical_next_steps(toy_data, tmp_path, mode, style_dim, norm) -> None:
+    kw = dict(
+        max_steps=6,
+        mode=mode,
+        style_dim=style_dim,
+        b_distribution="uniform",
+        dis_norm=norm,
+        enc_norm="switchnorm" if norm == "batchnorm" else "batchnorm",
+    )
     full = train_attgan(tiny_cfg(toy_data, tmp_path / "full", **kw))
     part_cfg = tiny_cfg(toy_data, tmp_path / "part", **kw)
     train_attgan(part_cfg, stop_after=3)
