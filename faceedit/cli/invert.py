@@ -31,6 +31,13 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="also optimise the noise maps (saved beside the codes as *_noise.npz)",
     )
+    p.add_argument(
+        "--vgg16",
+        default=None,
+        metavar="PTH",
+        help="torchvision VGG16 weights for a perceptual (LPIPS-style) loss; "
+        "without them: pixel + multiscale losses",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for the optimisation noise")
     p.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if present)"
@@ -78,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
             raise FaceeditError(f"{args.init}: cannot read codes ({e})") from None
         if init.ndim == 3 and init.shape[0] > 1:
             init = init[:1]
+    perceptual = None
+    if args.vgg16:
+        from faceedit.eval.perceptual import load_vgg16_features
+
+        perceptual = load_vgg16_features(args.vgg16).to(device)
     generator = torch.Generator().manual_seed(args.seed)
     result = project(
         G,
@@ -87,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         init=init,
         optimize_noise=args.optimize_noise,
+        perceptual=perceptual,
         generator=generator,
         progress=True,
     )

@@ -13,11 +13,24 @@ weigh overall shape and colour, which plain per-pixel error under-weights.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from faceedit.errors import CheckpointError
+
+# torchvision's VGG16 "features" layout (Simonyan & Zisserman, ICLR 2015): conv widths,
+# "M" = 2x2 max pool; LPIPS reads relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3, which
+# are these indices in the Sequential.
+VGG16_LAYERS: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512,
+)  # fmt: skip
+VGG16_TAPS = (3, 8, 15, 22, 29)
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _unit(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
@@ -66,6 +79,65 @@ class PerceptualDistance(nn.Module):
 
     def forward(self, img_a: torch.Tensor, img_b: torch.Tensor) -> torch.Tensor:
         return feature_distance(self.features(img_a), self.features(img_b))
+
+
+class VGG16Features(nn.Module):
+    """``img [N, 3, H, W]`` in [-1, 1] -> the five LPIPS feature maps of a VGG16.
+
+    Parameters are named as torchvision's ``vgg16().features`` (``features.{i}.weight``),
+    so its ImageNet state dict (``vgg16-397923af.pth``, which faceedit does not ship)
+    loads with :func:`load_vgg16_features`. ``width_divisor`` narrows every layer (tests).
+    """
+
+    def __init__(self, width_divisor: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for item in VGG16_LAYERS:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                out_ch = int(item) // width_divisor
+                layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=False)]
+                in_ch = out_ch
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).reshape(1, 3, 1, 1))
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        x = ((img + 1) / 2 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in VGG16_TAPS:
+                out.append(x)
+        return out
+
+
+def load_vgg16_features(path: str | os.PathLike) -> VGG16Features:
+    """Build :class:`VGG16Features` from a torchvision VGG16 state dict file (``.pth``).
+
+    The classifier weights, if present, are ignored. The width is read from the file.
+
+    Raises:
+        CheckpointError: unreadable file or not a VGG16 ``features`` state dict.
+    """
+    from faceedit.checkpoints.safe_torch import safe_torch_load
+    from faceedit.nets.base import StateDictMismatch, load_state_dict_checked
+
+    state = safe_torch_load(path)
+    if not isinstance(state, dict) or "features.0.weight" not in state:
+        raise CheckpointError(f"{path}: not a VGG16 state dict (no features.0.weight)")
+    state = {k: v for k, v in state.items() if k.startswith("features.")}
+    first = state["features.0.weight"].shape[0]
+    if first < 1 or 64 % first:
+        raise CheckpointError(f"{path}: first conv has {first} filters, expected 64")
+    model = VGG16Features(width_divisor=64 // first)
+    try:
+        load_state_dict_checked(model, {**state, "mean": model.mean, "std": model.std}, str(path))
+    except StateDictMismatch as e:
+        raise CheckpointError(f"{path}: not a VGG16 features state dict ({e})") from None
+    return model.eval()
 
 
 def image_pyramid(img: torch.Tensor, min_size: int = 8) -> list[torch.Tensor]:

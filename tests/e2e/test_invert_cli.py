@@ -9,7 +9,7 @@ from PIL import Image
 
 from faceedit.cli import main
 from faceedit.data.images import tensor_to_uint8, write_image
-from faceedit.eval.perceptual import psnr
+from faceedit.eval.perceptual import VGG16Features, psnr
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 
@@ -69,6 +69,13 @@ def test_invert_noise_and_errors(model_and_image, tmp_path, capsys):
     assert len(noise.files) == sum(b.num_conv for b in G.synthesis.blocks())
     ws = np.load(out)
     assert np.array_equal(ws[:, 0], ws[:, -1])  # W space: one code for all layers
+    # a perceptual loss from VGG16 weights in torchvision's layout (a narrow one here)
+    torch.save(VGG16Features(width_divisor=16).state_dict(), tmp_path / "vgg.pth")
+    out_p = tmp_path / "p.npy"
+    assert (
+        main([*base, "--steps", "3", "--vgg16", str(tmp_path / "vgg.pth"), "-o", str(out_p)]) == 0
+    )
+    assert np.load(out_p).shape == (1, G.num_ws, G.w_dim)
     capsys.readouterr()
     assert main([*base, "-o", str(tmp_path / "x.png")]) == 2
     assert ".npy" in capsys.readouterr().err

@@ -13,8 +13,15 @@ from faceedit.editing.projection import (
     normalize_noise_,
     project,
 )
-from faceedit.errors import FaceeditError
-from faceedit.eval.perceptual import feature_distance, multiscale_loss, psnr, ssim
+from faceedit.errors import CheckpointError, FaceeditError
+from faceedit.eval.perceptual import (
+    VGG16Features,
+    feature_distance,
+    load_vgg16_features,
+    multiscale_loss,
+    psnr,
+    ssim,
+)
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 STEPS = 60
@@ -194,3 +201,24 @@ def test_image_distances():
     assert torch.allclose(feature_distance(f, f), torch.zeros(2))
     with pytest.raises(ValueError):
         feature_distance(f, f[:1])
+
+
+def test_vgg16_features_load_from_a_torchvision_layout_file(tmp_path):
+    net = VGG16Features(width_divisor=16)
+    state = {k: v for k, v in net.state_dict().items() if k.startswith("features.")}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # a full vgg16() file: ignored
+    torch.save(state, tmp_path / "vgg.pth")
+    loaded = load_vgg16_features(tmp_path / "vgg.pth")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    feats = loaded(x)
+    assert [f.shape[1] for f in feats] == [4, 8, 16, 32, 32]
+    assert [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2]
+    for a, b in zip(feats, net(x), strict=True):
+        torch.testing.assert_close(a, b)
+    del state["features.28.bias"]
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"bad.pth: .*features.28.bias"):
+        load_vgg16_features(tmp_path / "bad.pth")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not a VGG16"):
+        load_vgg16_features(tmp_path / "other.pth")
