@@ -29,6 +29,9 @@ _LAZY = {
     "LatentClassifier": "faceedit.nets.latent",
     "LatentTransformer": "faceedit.nets.latent",
     "LatentEditor": "faceedit.editing.latent",
+    "project": "faceedit.editing.projection",
+    "ProjectionResult": "faceedit.editing.projection",
+    "download": "faceedit.registry",
 }
 
 
