@@ -36,6 +36,18 @@ def seconds_per_image(fn, x: torch.Tensor, repeat: int) -> tuple[float, float, f
     return min(wall) / n, statistics.median(wall) / n, statistics.median(cpu) / n
 
 
+def gflops_per_image(cls, method: str = "forward") -> float:
+    """Floating-point operations of one 256 px image, counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = cls().eval()
+        x = torch.zeros(1, 3, 256, 256)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        getattr(model, method)(x)
+    return counter.get_total_flops() / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
@@ -50,9 +62,14 @@ def main() -> None:
         "e4e": E4EEncoder().eval(),
         "ir_se50": IRSEBackbone().eval(),
     }
+    flops = {
+        "psp": gflops_per_image(PSPEncoder),
+        "e4e": gflops_per_image(E4EEncoder),
+        "ir_se50": gflops_per_image(IRSEBackbone, "extract"),
+    }
     for name, m in models.items():
         n = sum(p.numel() for p in m.parameters())
-        print(f"{name:8s} {n / 1e6:7.1f} M parameters")
+        print(f"{name:8s} {n / 1e6:7.1f} M parameters  {flops[name]:6.1f} GFLOP per image")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, no_grad")
     for batch in args.batch:
         x = torch.rand(batch, 3, 256, 256) * 2 - 1
