@@ -448,8 +448,14 @@ def _unpack(entry: ModelEntry, part: Path, final: Path, validate: bool) -> None:
                 f"{entry.name}: not a valid zip archive ({e}); removed it"
             ) from None
         if validate:
+            # macOS archivers add __MACOSX/._name resource forks: not checkpoints
             files = [
-                p for p in tmp.rglob("*") if p.is_file() and p.suffix in (".tar", ".pth", ".pt")
+                p
+                for p in tmp.rglob("*")
+                if p.is_file()
+                and p.suffix in (".tar", ".pth", ".pt")
+                and "__MACOSX" not in p.parts
+                and not p.name.startswith("._")
             ]
             if not files:
                 raise DownloadError(f"{entry.name}: the archive holds no checkpoint files")

@@ -177,6 +177,7 @@ def test_zip_release_is_unpacked_and_its_checkpoints_validated(server, monkeypat
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("001/tnet_15.pth.tar", _torch_bytes(state))
+        z.writestr("__MACOSX/001/._tnet_15.pth.tar", b"resource fork")  # not a checkpoint
     data = buf.getvalue()
     server.files["/m.zip"] = data
     _point(monkeypatch, "latent-transformer-models", server.url("/m.zip"), data)
@@ -247,3 +248,21 @@ def test_cli_models_lists_entries_and_download_errors(server, monkeypatch, tmp_p
     assert (tmp_path / "latent_classifier_epoch_20.pth").read_bytes() == data
     assert main(["models"]) == 0
     assert "latent-classifier  [downloaded]" in capsys.readouterr().out
+
+
+def test_complete_part_and_unsafe_zip(server, monkeypatch, tmp_path):
+    data = _classifier_file()
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    (tmp_path / "latent-classifier.part").write_bytes(data)  # interrupted just before rename
+    path = download("latent-classifier", cache=tmp_path, progress=False)
+    assert server.requests[-1][1] == f"bytes={len(data)}-" and path.read_bytes() == data
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../evil.pth", b"x")
+    server.files["/m.zip"] = buf.getvalue()
+    _point(monkeypatch, "latent-transformer-models", server.url("/m.zip"), buf.getvalue())
+    with pytest.raises(DownloadError, match="unsafe path '../evil.pth'"):
+        download("latent-transformer-models", cache=tmp_path, progress=False)
+    assert not (tmp_path.parent / "evil.pth").exists()
+    assert not (tmp_path / "latent-transformer-models").exists()
