@@ -112,6 +112,21 @@ class AlignedFace:
         inv = _invert_affine(self.matrix)
         return self.landmarks @ inv[:, :2].T + inv[:, 2]
 
+    def to_tensor(self, size: int | None = 256):
+        """The crop as ``img [1, 3, size, size]`` in [-1, 1] (float32 torch), the input the
+        pSp/e4e encoders expect at ``size=256``; ``None`` keeps the crop's own size.
+
+        Downscaling averages areas (like the PIL resize of the encoders' transforms).
+        """
+        from faceedit.data.images import uint8_to_tensor
+
+        crop = self.crop
+        if size is not None and size != self.size:
+            cv2 = _cv2()
+            interp = cv2.INTER_AREA if size < self.size else cv2.INTER_LINEAR
+            crop = cv2.resize(crop, (size, size), interpolation=interp)
+        return uint8_to_tensor(crop)
+
     def paste_back(
         self,
         edited_crop: np.ndarray,

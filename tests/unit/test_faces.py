@@ -292,3 +292,68 @@ def test_decompression_bomb_is_refused(tmp_path) -> None:
     assert path.stat().st_size < 100_000
     with pytest.raises(FaceeditError, match=r"bomb\.png: .*(too large|limit)"):
         align_face(path)
+
+
+def test_crop_as_encoder_input(photos, detector) -> None:
+    aligned = align_face(photos["astronaut"], size=512, detector=detector)
+    x = aligned.to_tensor()
+    assert tuple(x.shape) == (1, 3, 256, 256) and x.dtype.is_floating_point
+    assert -1.0 <= float(x.min()) < -0.5 and 0.5 < float(x.max()) <= 1.0
+    # area averaging: each output pixel is the mean of a 2x2 block of the crop
+    block = aligned.crop[100:102, 200:202].astype(np.float64).mean(axis=(0, 1))
+    np.testing.assert_allclose((x[0, :, 50, 100].numpy() + 1) * 127.5, block, atol=1.0)
+    same = aligned.to_tensor(None)
+    assert tuple(same.shape) == (1, 3, 512, 512)
+
+
+def test_dlib_backend_reduces_68_points(monkeypatch, tmp_path) -> None:
+    import types
+
+    # a stand-in for dlib and the face_recognition_models package (files only)
+    models = tmp_path / "face_recognition_models" / "models"
+    models.mkdir(parents=True)
+    (models.parent / "__init__.py").write_text("")
+    (models / "shape_predictor_68_face_landmarks.dat").write_bytes(b"")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pts68 = np.random.default_rng(0).uniform(0, 10, (68, 2))
+    pts68[36:42] += (140, 100)  # eye on the image's right listed first, as dlib does not
+    pts68[42:48] += (100, 100)
+    pts68[30] = (120, 130)
+    pts68[48], pts68[54] = (135, 160), (105, 160)
+
+    class Rect:
+        def left(self):
+            return 80
+
+        def top(self):
+            return 70
+
+        def right(self):
+            return 170
+
+        def bottom(self):
+            return 180
+
+    class Detector:
+        def run(self, image, upsample, threshold):
+            assert image.shape == (240, 240, 3) and upsample == 1
+            return [Rect()], [1.5], [0]
+
+    def shape_predictor(path):
+        assert path.endswith("shape_predictor_68_face_landmarks.dat")
+        point = types.SimpleNamespace
+        parts = [point(x=float(x), y=float(y)) for x, y in pts68]
+        return lambda image, rect: types.SimpleNamespace(parts=lambda: parts)
+
+    fake = types.SimpleNamespace(
+        get_frontal_face_detector=Detector, shape_predictor=shape_predictor
+    )
+    monkeypatch.setitem(sys.modules, "dlib", fake)
+    faces = FaceDetector("dlib").detect(np.zeros((240, 240, 3), np.uint8))
+    assert len(faces) == 1 and faces[0].score == 1.5
+    np.testing.assert_allclose(faces[0].box, [80, 70, 170, 180])
+    np.testing.assert_allclose(faces[0].landmarks68, pts68)
+    five = faces[0].landmarks
+    np.testing.assert_allclose(five[0], pts68[42:48].mean(0))  # left in the image first
+    np.testing.assert_allclose(five[1], pts68[36:42].mean(0))
+    np.testing.assert_allclose(five[3:], [pts68[54], pts68[48]])
