@@ -194,7 +194,9 @@ def _edit(args: argparse.Namespace) -> int:
         res = editor.edit(args.images, strengths, current=current)
         label = ", ".join(f"{k}={v:g}" for k, v in strengths.items())
         cells = [[res.input[i], res.image[i]] for i in range(len(res.image))]
-        grid = image_grid(cells, col_labels=["input", "edited"], title=label)
+        grid = image_grid(
+            cells, col_labels=["input", "edited"], title=label, cell_size=editor.cell_size
+        )
     elif args.style:
         from faceedit.editing.attgan_style import style_grid
 

@@ -153,6 +153,11 @@ class AttGANEditor:
     def size(self) -> int:
         return self.config.img_size
 
+    @property
+    def cell_size(self) -> int:
+        """Grid cell side: the model's size, enlarged for tiny models so labels fit."""
+        return max(96, self.size)
+
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
         """Images (paths, arrays, PIL, tensors) -> ``[N, 3, S, S]`` in [-1, 1]."""
         from faceedit.data.celeba import CELEBA_CROP, _center_crop
@@ -338,7 +343,7 @@ class AttGANEditor:
         cols = [_to_uint8(img), _to_uint8(recon)] + [_to_uint8(f) for f in flips]
         cells = [[c[r] for c in cols] for r in range(len(img))]
         labels = ["input", "recon"] + [n.replace("_", "\n") for n in self.names]
-        return image_grid(cells, col_labels=labels)
+        return image_grid(cells, col_labels=labels, cell_size=self.cell_size)
 
     def slide_grid(self, image, attr: str, min_value=-1.0, max_value=1.0, steps=10, current=None):
         """Labelled grid of :meth:`slide` (one row per image) as ``uint8 [H, W, 3]``."""
@@ -348,7 +353,12 @@ class AttGANEditor:
         img = self.preprocess(image)
         cols = [_to_uint8(img)] + [_to_uint8(o) for o in outs]
         cells = [[c[r] for c in cols] for r in range(len(img))]
-        return image_grid(cells, col_labels=["input"] + [f"{v:+.2f}" for v in values], title=attr)
+        return image_grid(
+            cells,
+            col_labels=["input"] + [f"{v:+.2f}" for v in values],
+            title=attr,
+            cell_size=self.cell_size,
+        )
 
 
 __all__ = [

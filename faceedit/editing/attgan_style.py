@@ -68,4 +68,4 @@ def style_grid(
         cols.append(list(out.image))
     cells = [[c[r] for c in cols] for r in range(len(img))]
     labels = ["input"] + [f"style {k + 1}" for k in range(n_styles)]
-    return image_grid(cells, col_labels=labels, title=f"{attr}: styles")
+    return image_grid(cells, col_labels=labels, title=f"{attr}: styles", cell_size=editor.cell_size)

@@ -115,10 +115,11 @@ def test_edit_modes_write_grids(trained, tmp_path) -> None:
         out = tmp_path / f"{name}.png"
         assert main(["attgan-edit", *faces, "--model", model, *extra, "-o", str(out)]) == 0
         outs[name] = _png(out)
-    # grids: 2 rows; columns input+recon+3 flips, input+4 steps, input+edited, input+3 styles
+    # grids of 2 rows, 96-px cells; columns: input+recon+3 flips, input+4 steps,
+    # input+edited, input+3 styles
     widths = {k: v.shape[1] for k, v in outs.items()}
-    assert widths["flip"] > widths["slide"] > widths["style"] > widths["attr"]
-    assert outs["flip"].shape[0] > 2 * 32
+    assert widths["flip"] == widths["slide"] > widths["style"] > widths["attr"]
+    assert widths["flip"] >= 5 * 96 and outs["flip"].shape[0] > 2 * 96
 
 
 def test_edit_errors_are_one_line(trained, tmp_path, capsys) -> None:
