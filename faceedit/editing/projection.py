@@ -223,6 +223,10 @@ def project(
     Raises:
         ProjectionError: bad target shape or values, bad ``init``, space or steps.
     """
+    if not isinstance(G, StyleGAN2Generator):
+        hint = " (a pSp/e4e file: pass its .decoder)" if hasattr(G, "decoder") else ""
+        raise ProjectionError(f"G must be a StyleGAN2Generator, got a {type(G).__name__}{hint}")
+    space = space.lower() if isinstance(space, str) else space
     if space not in SPACES:
         raise ProjectionError(f"space must be one of {SPACES}, got {space!r}")
     if steps < 1:

@@ -167,6 +167,11 @@ def test_bad_options_have_clear_errors(G, known):
     assert issubclass(ProjectionError, FaceeditError)
     with pytest.raises(ProjectionError, match="space"):
         project(G, target, space="z", progress=False)
+    with pytest.raises(ProjectionError, match="StyleGAN2Generator, got a Linear"):
+        project(nn.Linear(2, 2), target, progress=False)
+    assert (
+        project(G, target, space="W+", steps=1, w_stats_samples=10, progress=False).ws.shape[1] == 6
+    )
     with pytest.raises(ProjectionError, match="steps"):
         project(G, target, steps=0, progress=False)
     with pytest.raises(ProjectionError, match=r"init must be ws \[1, 6, 32\]"):
