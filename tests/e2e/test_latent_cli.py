@@ -200,7 +200,8 @@ def test_edit_latent_reads_the_original_logs_layout(work, tmp_path, monkeypatch)
 
     mine = load(work / "tn" / "tnet_Smiling")
     (tmp_path / "logs" / "001").mkdir(parents=True)
-    torch.save(dict(mine.state_dict()), tmp_path / "logs" / "001" / "tnet_31.pth.tar")
+    # exactly what the original writes: torch.save(T_net.state_dict()) (an OrderedDict)
+    torch.save(mine.state_dict(), tmp_path / "logs" / "001" / "tnet_31.pth.tar")
     monkeypatch.chdir(tmp_path)
     assert (
         main(["edit-latent", str(work / "codes.npy"), "--attr", "Smiling=0.7", "-o", "a.npy"]) == 0
