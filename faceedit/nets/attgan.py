@@ -20,6 +20,10 @@ the attributes, and the discriminator gets a third head ``fc_style`` that predic
 
 Images are ``[N, 3, H, W]`` in ``[-1, 1]``; attribute inputs are the scaled vector
 ``att_ = (att * 2 - 1) * thres_int`` (``[N, n_attrs]``).
+
+Inference: :meth:`AttGANGenerator.inference_copy` + :func:`fast_generate` compute the
+same function with batch norm folded into the convolutions, transposed convolutions in
+sub-pixel form and GEMMs for small feature maps (``benchmarks/bench_attgan.py``).
 """
 
 from __future__ import annotations
