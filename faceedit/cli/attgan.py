@@ -109,6 +109,8 @@ def load_model(path: str, setting: str | None = None):
     if p.is_dir() and not (p / "config.json").is_file():
         if (p / "model" / "config.json").is_file():
             p = p / "model"
+        elif (p / "checkpoint.pt").is_file():  # a run still training: its latest checkpoint
+            p = p / "checkpoint.pt"
         else:
             from faceedit.checkpoints.attgan import find_latest
 
