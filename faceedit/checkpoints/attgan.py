@@ -217,7 +217,10 @@ def build_attgan(
     D_state = _strip_module(obj["D"]) if _is_state_dict(obj.get("D")) else None
     if setting is None:
         found = find_setting(path)
-        setting = found if found is not None else None
+        if found is not None:
+            setting = found
+        elif isinstance(obj.get("config"), dict) and "attrs" in obj["config"]:
+            setting = obj["config"]  # faceedit training checkpoints carry their setting
     if setting is not None:
         data = read_setting(setting)
     else:
