@@ -57,6 +57,39 @@ class _Refused(Exception):
     """Raised inside a dry run; becomes a CheckpointError naming the file."""
 
 
+class BoundedReader(io.RawIOBase):
+    """A read-only view of a file that never asks the OS for more than is left.
+
+    ``pickle`` reads a frame or a bytes object by its declared length in one call; a
+    plain file object would allocate that length first (terabytes for a hostile header).
+    """
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self._f = f
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._f.readinto(view[: min(len(view), self._left)])
+        self._left -= n or 0
+        return n or 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._f.read(size)
+        self._left -= len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._f.readline(size)
+        self._left -= len(data)
+        return data
+
+
 # -- inert stand-ins -----------------------------------------------------------------
 
 
@@ -216,8 +249,11 @@ class _DictWithAttrs(dict):
     """Stands in for ``OrderedDict``; unlike ``dict`` it accepts attributes (BUILD)."""
 
 
-class _DryRun(pickle.Unpickler):
+class _DryRun(pickle._Unpickler):
     """Unpickles the structure of a torch pickle without building or calling anything real.
+
+    The pure-Python unpickler on purpose: its memo is a dict, while the C one grows an
+    array to the largest index a ``LONG_BINPUT`` names (16 GB for ``0x7fffffff``).
 
     ``storages(pid) -> _Storage`` decides what a persistent id may declare.
     """
@@ -268,9 +304,7 @@ def _dry_run(data: bytes | BinaryIO, storages: Callable[[Any], _Storage]) -> Any
         raise
     except RecursionError:
         raise _Refused("the pickle nests too deeply") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OverflowError, struct.error, UnicodeDecodeError,
-            MemoryError) as e:  # fmt: skip
+    except Exception as e:  # nothing real runs in a dry run: any error means corruption
         raise _Refused(f"corrupt pickle ({type(e).__name__}: {str(e)[:120]})") from None
 
 
@@ -303,7 +337,11 @@ def check_torch_zip(path: str | Path) -> None:
             entries = {i.filename: i for i in infos}
             if pkl[0].file_size > MAX_PICKLE_BYTES:
                 raise _Refused(f"data.pkl declares {pkl[0].file_size:,} bytes")
-            data = z.read(pkl[0])
+            try:
+                data = z.read(pkl[0])
+            except zipfile.BadZipFile as e:
+                # torch does not check CRCs: it would unpickle the damaged bytes
+                raise _Refused(f"data.pkl is damaged ({e})") from None
     except _Refused as e:
         raise _refuse(path, str(e)) from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
@@ -382,7 +420,10 @@ def check_legacy_bytes(data: bytes, what: str) -> None:
         raise _refuse(what, str(e)) from None
 
 
-def _check_legacy_stream(f: BinaryIO, total: int) -> None:
+def _check_legacy_stream(raw: BinaryIO, total: int) -> None:
+    # No read-ahead in the bounded reader, so the raw file's position stays exact.
+    f = BoundedReader(raw, total)
+
     def no_storage(pid: Any) -> _Storage:
         raise _Refused("a storage where the header expects a plain value")
 
@@ -409,11 +450,11 @@ def _check_legacy_stream(f: BinaryIO, total: int) -> None:
     for key in keys:
         if key not in declared:
             raise _Refused(f"storage {key!r} is listed but never used")
-        head = f.read(8)
+        head = raw.read(8)
         if len(head) < 8:
             return  # truncated: torch's reader reports it
-        f.seek(declared[key], io.SEEK_CUR)
-        if f.tell() > total:
+        raw.seek(declared[key], io.SEEK_CUR)
+        if raw.tell() > total:
             return
 
 

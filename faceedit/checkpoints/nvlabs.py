@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
+import struct
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceedit.checkpoints.guards import check_legacy_bytes, check_tensor_shape
+from faceedit.checkpoints.guards import BoundedReader, check_legacy_bytes, check_tensor_shape
 from faceedit.checkpoints.registry import Handler, register
 from faceedit.errors import CheckpointError
 
@@ -97,8 +98,12 @@ def _numpy_scalar() -> Any:
     return scalar
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Builds only tensors, numbers, strings and containers; refuses every other global."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """Builds only tensors, numbers, strings and containers; refuses every other global.
+
+    Pure-Python base on purpose: the C unpickler sizes its memo by the largest index a
+    hostile ``LONG_BINPUT`` names (gigabytes); this one keeps a dict.
+    """
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -129,7 +134,7 @@ def read_network_pickle(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: {size / 1e9:.1f} GB is too large for a network pickle")
     try:
         with open(path, "rb") as f:
-            obj = RestrictedUnpickler(f).load()
+            obj = RestrictedUnpickler(BoundedReader(f, size)).load()
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     except RefusedGlobal as e:
@@ -145,6 +150,10 @@ def read_network_pickle(path: str | Path) -> dict[str, Any]:
         IndexError,
         KeyError,
         RuntimeError,
+        MemoryError,
+        OverflowError,
+        RecursionError,
+        struct.error,
     ) as e:
         raise CheckpointError(
             f"{path}: truncated or corrupt pickle ({type(e).__name__}: {e})"

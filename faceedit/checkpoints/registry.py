@@ -122,8 +122,11 @@ def _build(handler: Handler, path: Path, subject: Any, options: dict) -> nn.Modu
 
     try:
         model = handler.build(subject, path=path, **options)
-    except CheckpointError:
-        raise
+    except CheckpointError as e:
+        if str(path) in str(e):
+            raise
+        # every message names the file, even when a handler's helper did not know it
+        raise CheckpointError(f"{path}: {e}") from None
     except (StateDictMismatch, ConfigError) as e:
         raise CheckpointError(f"{path}: recognised as {handler.name}, but {e}") from None
     except (KeyError, ValueError, TypeError, RuntimeError) as e:

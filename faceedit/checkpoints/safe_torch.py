@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,10 @@ def safe_torch_load(path: str | Path) -> Any:
                 f"{path}: refused: the file asks for {glob}, which is not plain weights"
             ) from None
         raise CheckpointError(f"{path}: not a readable PyTorch file ({msg})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
+            IndexError, TypeError, AttributeError, OverflowError, RecursionError,
+            MemoryError, struct.error) as e:  # fmt: skip
+        # torch's own unpickler meets corrupt bytes with whatever error comes first
         first = str(e).split("\n")[0]
         raise CheckpointError(f"{path}: truncated or corrupt PyTorch file ({first})") from None
     return _namespaces_to_dicts(obj)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -86,12 +87,15 @@ def _open(source: object, name: str, max_pixels: int) -> Image.Image:
             raise ImageError(f"{name}: image is too large (decompression bomb?)") from None
         except OSError as e:
             raise ImageError(f"{name}: cannot be read ({e})") from None
+        except (SyntaxError, ValueError, struct.error) as e:
+            # PIL's header parsers raise these for damaged headers (found by fuzzing)
+            raise ImageError(f"{name}: truncated or corrupt image ({e})") from None
     w, h = img.size
     if w * h > max_pixels:
         raise ImageError(f"{name}: image is {w}x{h}, over the {max_pixels:,}-pixel limit")
     try:
         img.load()
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, struct.error) as e:
         raise ImageError(f"{name}: truncated or corrupt image ({e})") from None
     return img
 

@@ -308,3 +308,15 @@ def test_honest_files_still_load(tmp_path: Path) -> None:
     torch.save({"w": torch.ones(4)}, buf, _use_new_zipfile_serialization=False)
     (tmp_path / "legacy.pt").write_bytes(buf.getvalue())
     guards.check_legacy_torch(tmp_path / "legacy.pt")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pkl"])
+def test_memo_index_bomb(tmp_path: Path, suffix: str) -> None:
+    # LONG_BINPUT 0x7fffffff: the C unpickler would grow its memo to 16 GB
+    bomb = b"\x80\x02}r\xff\xff\xff\x7f."
+    path = tmp_path / f"memo{suffix}"
+    path.write_bytes(_torch_zip(bomb) if suffix == ".pt" else bomb)
+    before = _peak_mb()
+    with pytest.raises(CheckpointError, match=path.name):
+        faceedit.load(path)
+    assert _peak_mb() - before < 200
