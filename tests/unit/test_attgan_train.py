@@ -70,6 +70,19 @@ def test_losses_fall(toy_data, tmp_path) -> None:
     assert (run / "samples" / "step_00000040.png").is_file()
     assert any((run / "tb").iterdir())  # TensorBoard event file
     assert (run / "setting.txt").is_file() and (run / "config.yaml").is_file()
+    # the training checkpoint loads by itself (its setting travels inside it)
+    import shutil
+
+    import faceedit
+
+    lone = tmp_path / "lone" / "checkpoint.pt"
+    lone.parent.mkdir()
+    shutil.copy(run / "checkpoint.pt", lone)
+    loaded = faceedit.load(lone)
+    final = faceedit.load(run / "model")
+    assert loaded.attrs == TOY_ATTRS and loaded.config == final.config
+    for k, v in final.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
 
 
 @pytest.mark.parametrize(
