@@ -145,6 +145,7 @@ class AttGANEditor:
             raise FaceeditError(f"crop {crop!r}: choose center, celeba or none")
         self.crop = crop
         self.config = self.G.config
+        self.device = next(self.G.parameters()).device
         self.names = list(self.config.attrs)
         self._fast = self.G.inference_copy() if fast else None
 
@@ -170,7 +171,7 @@ class AttGANEditor:
                 raise FaceeditError(f"image tensor must be [N, 3, H, W], got {list(images.shape)}")
             from faceedit.nets.attgan import resize_for
 
-            return resize_for(images.float(), self.size)
+            return resize_for(images.float().to(self.device), self.size)
         if not isinstance(images, (list, tuple)):
             images = [images]
         out = []
@@ -186,7 +187,7 @@ class AttGANEditor:
             im = im.resize((self.size, self.size), Image.Resampling.BILINEAR)
             arr = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
             out.append(arr.permute(2, 0, 1).float() / 127.5 - 1.0)
-        return torch.stack(out)
+        return torch.stack(out).to(self.device)
 
     def generate(self, img: torch.Tensor, target: torch.Tensor, style=None) -> torch.Tensor:
         """``G(img, target)`` (fast path when enabled) -> ``[N, 3, S, S]`` in [-1, 1]."""
@@ -227,11 +228,12 @@ class AttGANEditor:
             att = attrs.float().reshape(-1, len(self.names))
             if len(att) == 1 and n > 1:
                 att = att.expand(n, -1)
-            return att.clone()
+            return att.to(self.device).clone()
         given = dict(attrs or {})
         self._check_names(given)
         if len(given) == len(self.names):
             att = torch.tensor([[float(given[k] > 0.5) for k in self.names]] * n)
+            att = att.to(self.device)
         else:
             att = self.predict_attrs(img)
             for k, v in given.items():
