@@ -107,6 +107,7 @@ class AttGANTrainConfig:
     out_dir: str = "runs/attgan"
     tensorboard: bool = True
     progress: bool = True
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
 
     def __post_init__(self) -> None:
         if self.mode not in ("wgan", "lsgan", "dcgan"):
@@ -367,8 +368,9 @@ def train_attgan(
             )
         total = cfg.max_steps or cfg.epochs * spe
 
+        device = _pick_device(cfg.device, dist_info)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        model = build_model(cfg)
+        model = build_model(cfg).to(device)
         G, D = model.G, model.D
         betas = (cfg.beta1, cfg.beta2)
         opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
@@ -394,7 +396,8 @@ def train_attgan(
         if dist_info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            g_step, d_step = DDP(g_step), DDP(d_step)
+            ids = [device.index] if device.type == "cuda" else None
+            g_step, d_step = DDP(g_step, device_ids=ids), DDP(d_step, device_ids=ids)
         if dist_info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_run_files(run_dir, cfg)
@@ -430,6 +433,7 @@ def train_attgan(
             items = [dataset[j] for j in batches[i]]
             img_a = torch.stack([x for x, _ in items])
             att_a = torch.stack([a for _, a in items]).float()
+            # all randomness is drawn on the CPU, so runs match across devices and resumes
             gen = _step_generator(cfg, step, rank)
             att_b = att_a[torch.randperm(len(att_a), generator=gen)]
             att_a_ = (att_a * 2 - 1) * cfg.thres_int
@@ -437,7 +441,9 @@ def train_attgan(
             style = None
             if cfg.style_dim > 0:
                 shape = (len(att_a), len(cfg.attrs), cfg.style_dim)
-                style = torch.rand(shape, generator=gen) * 2 - 1
+                style = (torch.rand(shape, generator=gen) * 2 - 1).to(device)
+            img_a, att_a, att_b = img_a.to(device), att_a.to(device), att_b.to(device)
+            att_a_, att_b_ = att_a_.to(device), att_b_.to(device)
 
             if (step + 1) % (cfg.n_d + 1) != 0:
                 losses = _critic_step(
@@ -495,11 +501,11 @@ def _critic_step(cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen,
     with torch.no_grad():
         fake = G(img_a, att_b_, style)
     n = len(img_a)
-    alpha = torch.rand((n, 1, 1, 1), generator=gen)
+    alpha = torch.rand((n, 1, 1, 1), generator=gen).to(img_a.device)
     if cfg.mode == "wgan":
         other = fake
     else:  # DRAGAN-style perturbation around the real images, as in the release
-        beta = torch.rand(img_a.shape, generator=gen)
+        beta = torch.rand(img_a.shape, generator=gen).to(img_a.device)
         other = img_a + 0.5 * img_a.var().sqrt() * beta
     inter = (img_a + alpha * (other - img_a)).requires_grad_(True)
     if concat_d:
@@ -553,10 +559,25 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_,
     return {k: float(v.detach()) for k, v in out.items()}
 
 
+def _pick_device(name: str, info) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FaceeditError(f"device {name!r}: CUDA is not available here")
+        if device.index is None:
+            device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
 def _check_in_sync(G: nn.Module, D: nn.Module) -> None:
     import torch.distributed as dist
 
-    total = torch.stack([p.detach().double().sum() for p in [*G.parameters(), *D.parameters()]])
+    total = torch.stack(
+        [p.detach().double().sum() for p in [*G.parameters(), *D.parameters()]]
+    )  # on the parameters' device: nccl gathers CUDA tensors, gloo CPU ones
     gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     if any(not torch.allclose(g, gathered[0], rtol=1e-6, atol=1e-6) for g in gathered):
@@ -590,7 +611,8 @@ def _write_samples(run_dir: Path, logger: _Logger, G, samples, cfg, step: int) -
     from faceedit.editing.attgan import flip_grid_images
     from faceedit.viz import image_grid, save_grid
 
-    img, att = samples
+    device = next(G.parameters()).device
+    img, att = samples[0].to(device), samples[1].to(device)
     was_training = G.training
     G.eval()
     try:
