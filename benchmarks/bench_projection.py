@@ -5,7 +5,10 @@ the code, Adam update: what :func:`faceedit.editing.projection.project` does per
 Config F generators with random weights (speed does not depend on the values). The
 per-step time is ``(t(1 + n steps) - t(1 step)) / n``, which leaves out the set-up
 (W statistics, first-call allocations). Wall time and CPU time (all threads) are both
-printed, since the machine may be shared: other processes inflate wall time only.
+printed, since the machine may be shared. On a busy shared machine also try
+``--threads 1``: threads waiting for each other inflate wall and CPU time alike (here,
+2-core machine at load ~8: 256 px 14.9 s wall / 4.9 s CPU with 2 threads, 2.2 / 1.8 s
+with 1 thread; 1024 px 8.7 s wall / 5.5 s CPU with 1 thread).
 
     .venv/bin/python benchmarks/bench_projection.py [--sizes 256 1024] [--steps 4 2] [--threads N]
 """
