@@ -79,6 +79,10 @@ def test_latent_edit_with_compare(models, face_box, tmp_path):
     original = read_image(GRACE)
     edited = read_image(out)
     _check_pasted(edited, original, face_box)
+    from faceedit.fileio import _umask
+
+    # written through a private temp file, the output still gets the umask's permissions
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
     compare = read_image(tmp_path / "out_compare.png")
     h, w = original.shape[:2]
     assert compare.shape == (h, 2 * w, 3)

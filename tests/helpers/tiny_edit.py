@@ -80,3 +80,84 @@ def read_only(path: Path) -> bool:
     """Make ``path`` read-only; False when that has no effect (running as root)."""
     os.chmod(path, 0o555)
     return not os.access(path, os.W_OK)
+
+
+def make_video(
+    path: Path,
+    n_frames: int = 12,
+    size: int = 160,
+    fps: int = 12,
+    audio: str | None = "aac",
+    pts: list[int] | None = None,
+    broken: int | None = None,
+    blank: tuple[int, ...] = (),
+) -> None:
+    """A short video panning and zooming over grace_hopper.jpg, with a sine audio track.
+
+    Args:
+        pts: frame timestamps in 1/(fps*10) s units (variable frame rate); default
+            regular.
+        audio: ``"aac"``, ``"pcm_s16le"`` or ``None``.
+        broken: index of a frame whose packet is replaced by garbage (MJPEG in .mkv).
+        blank: indices of frames without a face (a flat grey picture).
+    """
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    photo = Image.open(GRACE).convert("RGB")
+    W, H = photo.size
+    container = av.open(str(path), "w")
+    codec = "mjpeg" if broken is not None else "libx264"
+    vs = container.add_stream(codec, rate=fps)
+    vs.width = vs.height = size
+    vs.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    tb = Fraction(1, fps * 10)
+    vs.codec_context.time_base = tb
+    vs.time_base = tb
+    stamps = pts if pts is not None else [10 * i for i in range(n_frames)]
+    packets = []
+    for i in range(n_frames):
+        t = i / max(1, n_frames - 1)
+        side = int(440 - 80 * t)  # zoom in while panning right and down
+        x0, y0 = int(20 + 40 * t), int(30 + 30 * t)
+        box = (x0, y0, min(W, x0 + side), min(H, y0 + side))
+        img = photo.crop(box).resize((size, size), Image.Resampling.BILINEAR)
+        rgb = np.asarray(img)
+        if i in blank:
+            rgb = np.full_like(rgb, 128)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts, frame.time_base = stamps[i], tb
+        packets.extend(vs.encode(frame))
+    packets.extend(vs.encode(None))
+    if audio is not None:
+        rate = 16000
+        as_ = container.add_stream(audio, rate=rate)
+        as_.layout = "mono"
+        duration = (stamps[-1] + 10) * float(tb)
+        samples = int(rate * duration)
+        tone = np.sin(2 * np.pi * 440 * np.arange(samples) / rate)
+        fmt = "fltp" if audio == "aac" else "s16"
+        data = tone.astype(np.float32) if fmt == "fltp" else (tone * 20000).astype(np.int16)
+        chunk = 1024
+        for start in range(0, samples, chunk):
+            af = av.AudioFrame.from_ndarray(
+                data[None, start : start + chunk], format=fmt, layout="mono"
+            )
+            af.sample_rate = rate
+            af.pts = start
+            af.time_base = Fraction(1, rate)
+            for p in as_.encode(af):
+                container.mux(p)
+        for p in as_.encode(None):
+            container.mux(p)
+    for k, p in enumerate(packets):
+        if broken is not None and k == broken:
+            bad = av.Packet(b"\x00garbage" * 16)
+            bad.pts, bad.dts, bad.time_base = p.pts, p.dts, p.time_base
+            bad.stream = vs
+            p = bad
+        container.mux(p)
+    container.close()
