@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.invert",
     "faceedit.cli.models",
     "faceedit.cli.edit",
+    "faceedit.cli.serve",
     "faceedit.cli.video",
 ]
 
