@@ -68,8 +68,22 @@ def run(args: argparse.Namespace) -> int:
         k: getattr(args, k)
         for k in ("model", "generator", "encoder", "transformers", "classifier", "crf")
     }
-    report = video.run(
-        args.input, output, edits, settings=settings, progress=True, keep_cache=args.keep_cache
-    )
+    try:
+        report = video.run(
+            args.input, output, edits, settings=settings, progress=True, keep_cache=args.keep_cache
+        )
+    except KeyboardInterrupt:
+        import sys
+
+        from faceedit.editing.video import cache_dir_for
+
+        cache = cache_dir_for(output)
+        done = len(list(cache.glob("*.png"))) if cache.is_dir() else 0
+        print(
+            f"faceedit: interrupted; {done} finished frame(s) kept in {cache}: run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(report.summary())
     return 0

@@ -433,8 +433,8 @@ class VideoEditor:
         cache = _FrameCache(cache_dir_for(output), json.loads(json.dumps(key)))
         data = cache.load()
         if data is None:
+            data = self.analyse(source, progress)  # first: a video it refuses leaves no cache
             cache.reset()
-            data = self.analyse(source, progress)
             cache.save(data)
         _, quads, valid = self.quads(data)
         frames = data["frames"]
