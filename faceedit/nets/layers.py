@@ -145,8 +145,12 @@ def _fused_single(
     """
     out_ch, in_ch, kh, kw = weight.shape
     if up:
-        wt = torch.empty(in_ch, out_ch, kh, kw, dtype=weight.dtype, device=weight.device)
-        torch.mul(weight.transpose(0, 1), scale.t().reshape(in_ch, out_ch, 1, 1), out=wt)
+        scale_t = scale.t().reshape(in_ch, out_ch, 1, 1)
+        if torch.is_grad_enabled() and (weight.requires_grad or scale.requires_grad):
+            wt = (weight.transpose(0, 1) * scale_t).contiguous()  # out= has no autograd
+        else:
+            wt = torch.empty(in_ch, out_ch, kh, kw, dtype=weight.dtype, device=weight.device)
+            torch.mul(weight.transpose(0, 1), scale_t, out=wt)
         return _blur(_transposed_conv_padded(x, wt, groups=1), resample_filter, bias)
     w = weight * scale.reshape(out_ch, in_ch, 1, 1)
     if kh == 1 and kw == 1 and x.is_contiguous(memory_format=torch.channels_last):

@@ -92,12 +92,25 @@ def test_fused_and_shared_modconv_agree_for_batches():
         )
 
 
-def test_backward_has_no_nans():
+@pytest.mark.parametrize("batch", [1, 2])
+def test_backward_has_no_nans(batch):
+    """Both paths (fused single image, shared-weight batch) support autograd."""
     G = tiny().train()
-    img = G(torch.randn(2, 32))
+    img = G(torch.randn(batch, 32))
     img.square().mean().backward()
     grads = [p.grad for p in G.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_single_image_gradients_match_shared_path():
+    G = tiny()
+    ws = G.mapping(torch.randn(1, 32)).detach()
+    grads = []
+    for fused in (True, False):
+        w = ws.clone().requires_grad_(True)
+        G.synthesis(w, fused_modconv=fused).square().sum().backward()
+        grads.append(w.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
 
 
 def test_config_validation():
