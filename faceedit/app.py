@@ -270,6 +270,29 @@ class Backend:
             img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.LANCZOS))
         return img
 
+    def edit_video(
+        self, path: str | os.PathLike | None, method: str, model: str | None, edits: dict
+    ):
+        """Edit a short clip with :class:`~faceedit.editing.video.VideoEditor` (tqdm bars
+        show its progress); returns its :class:`~faceedit.editing.video.VideoEditReport`."""
+        from faceedit.editing.video import VideoEditor
+
+        if not path:
+            raise UploadError("choose a video first")
+        path = Path(path)
+        size = path.stat().st_size if path.is_file() else 0
+        if size > self.max_upload_bytes:
+            raise UploadError(
+                f"{path.name}: {size / 1024**2:.1f} MB is over the "
+                f"{self.max_upload_bytes / 1024**2:g} MB upload limit"
+            )
+        edits = {k: float(v) for k, v in edits.items() if abs(float(v)) > 1e-6}
+        out = Path(tempfile.mkdtemp(dir=self.workdir)) / f"{path.stem}_edited.mp4"
+        with self._lock:
+            editor = self.editor(method, model)
+            video = VideoEditor(editor, sigma=2.0)
+            return video.run(path, out, edits, settings={"model": self.model_path(method, model)})
+
     def save(self, rgb: np.ndarray, name: str) -> str:
         """Write the result as a PNG for download; returns its path."""
         from faceedit.data.images import write_image
@@ -369,6 +392,21 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
         changed = ", ".join(f"{k} {v:+.1f}" for k, v in strengths.items() if v) or "none"
         return out, f"Edited: {changed}", path
 
+    def on_video(path, method_, model_, attribute, strength, progress=gr.Progress(track_tqdm=True)):
+        try:
+            progress(0, desc="analysing the clip")
+            report = backend.edit_video(path, method_, model_, {attribute or "": strength})
+        except Exception as e:  # noqa: BLE001
+            return None, None, _fail(e)
+        return str(report.output), str(report.output), f"Done: {report.summary()}"
+
+    def on_attributes(method_, model_):
+        try:
+            names = backend.editor(method_, model_).attributes
+        except Exception as e:  # noqa: BLE001
+            return gr.update(choices=[], value=None), _fail(e)
+        return gr.update(choices=names, value=names[0] if names else None), ""
+
     def on_reset(session):
         original = None if session is None else session.original
         return [original, "reset", None] + [gr.update(value=0)] * MAX_SLIDERS
@@ -394,32 +432,50 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
                     label="Model: the bundled demo model, or a local checkpoint / bundle path",
                     elem_id="model",
                 )
-        status = gr.Markdown("Choose a photo to start.", elem_id="status")
-        with gr.Row():
-            original = gr.Image(
-                label="Original", format="png", interactive=False, elem_id="original"
-            )
-            result = gr.Image(label="Edited", format="png", interactive=False, elem_id="result")
-        with gr.Row():
-            sliders = [
-                gr.Slider(
-                    -STRENGTH,
-                    STRENGTH,
-                    value=0,
-                    step=0.1,
-                    label=f"attribute {i}",
-                    visible=False,
-                    elem_id=f"slider-{i}",
-                    min_width=200,
+        with gr.Tab("Photo"):
+            status = gr.Markdown("Choose a photo to start.", elem_id="status")
+            with gr.Row():
+                original = gr.Image(
+                    label="Original", format="png", interactive=False, elem_id="original"
                 )
-                for i in range(MAX_SLIDERS)
-            ]
-        with gr.Row():
-            reset = gr.Button("Reset", elem_id="reset")
-            download = gr.File(label="Download the result (PNG)", elem_id="download")
-        with gr.Row():
-            boxed = gr.Image(label="Detected face (box, crop)", format="png", interactive=False)
-            crop = gr.Image(label="Aligned crop", format="png", interactive=False)
+                result = gr.Image(label="Edited", format="png", interactive=False, elem_id="result")
+            with gr.Row():
+                sliders = [
+                    gr.Slider(
+                        -STRENGTH,
+                        STRENGTH,
+                        value=0,
+                        step=0.1,
+                        label=f"attribute {i}",
+                        visible=False,
+                        elem_id=f"slider-{i}",
+                        min_width=200,
+                    )
+                    for i in range(MAX_SLIDERS)
+                ]
+            with gr.Row():
+                reset = gr.Button("Reset", elem_id="reset")
+                download = gr.File(label="Download the result (PNG)", elem_id="download")
+            with gr.Row():
+                boxed = gr.Image(label="Detected face (box, crop)", format="png", interactive=False)
+                crop = gr.Image(label="Aligned crop", format="png", interactive=False)
+        with gr.Tab("Video"):
+            gr.Markdown(
+                "Edit a short clip (a few seconds) with the method and model chosen above: "
+                "the face is tracked and smoothed over time, the audio kept."
+            )
+            with gr.Row():
+                video_in = gr.File(label="Video (MP4, MKV, MOV, ...)", type="filepath",
+                                   file_types=["video"], elem_id="video-upload")  # fmt: skip
+                with gr.Column():
+                    attribute = gr.Dropdown(label="Attribute", choices=[], elem_id="video-attr")
+                    strength = gr.Slider(-STRENGTH, STRENGTH, value=1.0, step=0.1,
+                                         label="Strength", elem_id="video-strength")  # fmt: skip
+                    run_video = gr.Button("Edit the video", elem_id="video-run")
+            video_status = gr.Markdown("", elem_id="video-status")
+            with gr.Row():
+                video_out = gr.Video(label="Edited video", elem_id="video-result")
+                video_file = gr.File(label="Download the edited video", elem_id="video-download")
 
         prepared = [session, status, original, result, boxed, crop, download, *sliders]
         upload.upload(on_photo, [upload, method, model], prepared)
@@ -433,6 +489,13 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
 
         method.change(on_model, [session, method, model], prepared)
         model.submit(on_model, [session, method, model], prepared)
+        run_video.click(
+            on_video,
+            [video_in, method, model, attribute, strength],
+            [video_out, video_file, video_status],
+        )
+        for trigger in (app.load, method.change, model.submit):
+            trigger(on_attributes, [method, model], [attribute, video_status])
         for slider in sliders:
             slider.release(on_edit, [session, *sliders], [result, status, download])
         reset.click(on_reset, [session], [result, status, download, *sliders])

@@ -1,0 +1,87 @@
+"""The web demo's backend (no browser): photo and video edits on the bundled demo models,
+and the one-line messages a user sees for bad uploads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from faceedit.app import Backend, UploadError, build_app, draw_box, sample_photo
+from faceedit.errors import FaceeditError, ImageError
+from faceedit.faces.detect import NoFaceError
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    import os
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("FACEEDIT_CACHE")
+    os.environ["FACEEDIT_CACHE"] = str(cache)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Backend(steps=5, max_upload_mb=1, workdir=tmp_path_factory.mktemp("work"))
+    torch.set_num_threads(threads)
+    if old is None:
+        os.environ.pop("FACEEDIT_CACHE")
+    else:
+        os.environ["FACEEDIT_CACHE"] = old
+
+
+@pytest.mark.parametrize("method", ["latent", "attgan"])
+def test_photo_edit_changes_only_the_face(backend, method):
+    session = backend.prepare(str(sample_photo()), method, None)
+    assert session.attributes
+    first = session.attributes[0]
+    assert backend.edit(session, {first: 0.0}) is session.original  # all sliders at 0
+    out = backend.edit(session, {first: 1.5})
+    x0, y0 = np.floor(session.face.quad.min(0)).astype(int) - 3
+    x1, y1 = np.ceil(session.face.quad.max(0)).astype(int) + 3
+    outside = np.ones(out.shape[:2], bool)
+    outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
+    assert np.array_equal(out[outside], session.original[outside])
+    assert not np.array_equal(out, session.original)
+    # the second slider position reuses the cached inversion and still changes the face
+    assert not np.array_equal(backend.edit(session, {first: -1.5}), out)
+    saved = backend.save(out, session.name)
+    assert saved.endswith("grace_hopper_edited.png")
+    assert draw_box(out, session.face.box, session.face.quad).shape == out.shape
+
+
+def test_bad_uploads_give_one_line_messages(backend, tmp_path):
+    junk = tmp_path / "notes.png"
+    junk.write_text("not an image")
+    with pytest.raises(ImageError, match=r"^notes\.png: not an image"):
+        backend.prepare(str(junk), "attgan", None)
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * (2 * 1024**2))
+    with pytest.raises(UploadError, match=r"big\.jpg: 2\.0 MB is over the 1 MB upload limit"):
+        backend.prepare(str(big), "attgan", None)
+    grey = tmp_path / "wall.png"
+    from PIL import Image
+
+    Image.new("RGB", (120, 90), (128, 128, 128)).save(grey)
+    with pytest.raises(NoFaceError, match=r"wall\.png: no face found"):
+        backend.prepare(str(grey), "attgan", None)
+    with pytest.raises(UploadError, match="choose a photo"):
+        backend.prepare(None, "attgan", None)
+    with pytest.raises(FaceeditError, match="no_such_model"):
+        backend.prepare(str(sample_photo()), "attgan", str(tmp_path / "no_such_model"))
+
+
+def test_video_tab_backend(backend, tmp_path):
+    pytest.importorskip("av")
+    from tests.helpers.tiny_edit import make_video
+
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, n_frames=4, size=128, audio=None)
+    session_attrs = backend.editor("attgan", None).attributes
+    report = backend.edit_video(str(clip), "attgan", None, {session_attrs[0]: 1.0})
+    assert report.frames == 4 and report.output.is_file()
+    assert report.edited >= 1
+
+
+def test_app_builds():
+    app = build_app(Backend(steps=1))
+    assert app.title == "faceedit"
