@@ -232,3 +232,19 @@ def test_upload_slide_and_compare(server: str, browser, tmp_path: Path) -> None:
     # reset puts the original back
     driver.find_element("css selector", "#reset").click()
     _wait(driver, lambda d: "reset" in _status(d), "the reset")
+    assert np.array_equal(_image(driver, server, "result"), original)
+
+    # a second tab works beside the first (its own photo state, the same queue)
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(server)
+    _wait(driver, lambda d: d.find_elements("css selector", "#sample"), "the second tab")
+    driver.find_element("css selector", "#sample").click()
+    _wait(driver, lambda d: "face found" in _status(d), "face detection in the second tab")
+    slider = driver.find_element("css selector", "#slider-1 input[type=range]")
+    ActionChains(driver).click_and_hold(slider).move_by_offset(-60, 0).release().perform()
+    _wait(driver, lambda d: "Edited" in _status(d), "the edit in the second tab")
+    assert not np.array_equal(_image(driver, server, "result"), original)
+    driver.close()
+    driver.switch_to.window(first)
+    assert "reset" in _status(driver)
