@@ -287,3 +287,23 @@ def test_errors_are_one_line_and_leave_no_output(models, tmp_path, capsys):
         assert list(ro.iterdir()) == []
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"]
+
+
+def test_all_faces(models):
+    """Two photos side by side: --all-faces edits both faces, the default only one."""
+    import skimage.data
+
+    from faceedit.editing.pipeline import build_editor
+
+    grace = np.asarray(Image.open(GRACE).convert("RGB").resize((512, 600)))
+    astronaut = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((512, 512)))
+    canvas = np.full((600, 1024, 3), 200, np.uint8)
+    canvas[:, :512], canvas[:512, 512:] = grace, astronaut
+    editor = build_editor("attgan", models["attgan"])
+    both = editor.edit_photo(canvas, {"Eyeglasses": 1.0}, face_index="all")
+    assert len(both.faces) == 2
+    changed = np.abs(both.image.astype(int) - canvas).sum(axis=2) > 0
+    assert changed[:, :512].any() and changed[:, 512:].any()
+    one = editor.edit_photo(canvas, {"Eyeglasses": 1.0})
+    changed = np.abs(one.image.astype(int) - canvas).sum(axis=2) > 0
+    assert changed[:, :512].any() != changed[:, 512:].any()

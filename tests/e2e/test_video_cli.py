@@ -261,3 +261,43 @@ def test_errors(root, tmp_path, capsys):
         assert list(ro.iterdir()) == []
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["empty.mkv", "ro", "sound.m4a", "text.mp4"]
+
+
+def test_cli_interrupt_then_resume(root, tmp_path, capsys, monkeypatch):
+    from faceedit.editing.pipeline import FaceEditor
+
+    original = FaceEditor.edit_crop
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceEditor, "edit_crop", flaky)
+    out = tmp_path / "o.mov"
+    args = [
+        "video",
+        str(root / "in.mp4"),
+        "--attr",
+        "Eyeglasses=1",
+        "--method",
+        "attgan",
+        "--model",
+        str(root / "attgan"),
+        "--device",
+        "cpu",
+        "-o",
+        str(out),
+    ]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "3 finished frame(s) kept" in err and "run the same command again" in err
+    assert not out.exists()
+    assert main(args) == 0
+    assert "resumed: 3 frame(s) reused" in capsys.readouterr().out
+    assert len(calls) == 4 + 9  # frames 0-2 were not edited twice
+    frames, times = _frames(out)
+    assert len(frames) == 12 and times == pytest.approx(_frames(root / "in.mp4")[1], abs=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mov"]
