@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from faceedit.cli.common import Commands
 from faceedit.errors import FaceeditError
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         raise FaceeditError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     if not 0 < args.port < 65536:
         raise FaceeditError(f"--port must be in 1..65535, got {args.port}")
+    # a local tool: no usage analytics sent from the user's machine
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio  # noqa: F401
     except ImportError:
