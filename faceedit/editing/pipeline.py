@@ -361,6 +361,7 @@ class FaceEditor:
         detector: face detector (a :class:`~faceedit.faces.FaceDetector` or backend name).
         seed: seed of the projection's random exploration.
         progress: show the projection's progress bar.
+        name: the model's name or path, for messages.
     """
 
     def __init__(
@@ -377,6 +378,7 @@ class FaceEditor:
         detector=None,
         seed: int = 0,
         progress: bool = False,
+        name: str = "",
     ) -> None:
         if method not in METHODS:
             raise EditError(f"method {method!r}: choose from {', '.join(METHODS)}")
@@ -406,6 +408,7 @@ class FaceEditor:
         self.detector = detector
         self.seed = seed
         self.progress = progress
+        self.name = name
 
     @property
     def attributes(self) -> list[str]:
@@ -435,7 +438,8 @@ class FaceEditor:
         bad = [k for k in edits if k not in known]
         if bad:
             raise EditError(
-                f"unknown attribute {', '.join(map(repr, bad))}; this model edits: "
+                f"{self.name + ': ' if self.name else ''}unknown attribute "
+                f"{', '.join(map(repr, bad))}; this model edits: "
                 f"{', '.join(known)}"
             )
         out = {}
@@ -443,7 +447,8 @@ class FaceEditor:
             v = float(v)
             if not math.isfinite(v) or abs(v) > MAX_STRENGTH:
                 raise EditError(
-                    f"{k}={v}: strength must be a number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]"
+                    f"--attr {k}={v}: strength must be a number in "
+                    f"[-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]"
                 )
             out[k] = v
         return out
@@ -627,6 +632,8 @@ def build_editor(
     if method == "attgan":
         if model is None:
             raise EditError("method attgan needs --model (an AttGAN file, directory or bundle)")
+        options.setdefault("name", str(model))
         return FaceEditor("attgan", attgan=load_attgan(model, device), **options)
     parts = load_latent_parts(model, generator, encoder, transformers, classifier, device=device)
+    options.setdefault("name", str(model if model is not None else transformers))
     return FaceEditor("latent", latent=parts, **options)
