@@ -7,8 +7,8 @@ is then judged by the oracle: the target attribute changed, the other attributes
 the identity parameters preserved (issue 5, points 2 and 6).
 
 Architecture: ``len(channels)`` stages of (3x3 conv, BatchNorm, ReLU) x ``convs`` that
-each halve the resolution (the first by a stride-2 conv, the others by 2x2 max
-pooling), then the ``[C, h, w]`` map is flattened (positions matter:
+each halve the resolution (the first by a stride-2 conv unless ``stem_stride`` is 1,
+the others by 2x2 max pooling), then the ``[C, h, w]`` map is flattened (positions matter:
 eyes and mouth live in fixed places) into a hidden layer shared by all heads: one
 linear layer of attribute logits and one linear layer of logits per parameter.
 """
@@ -37,6 +37,7 @@ class AvatarOracleConfig:
     convs: int = 1
     hidden: int = 512
     dropout: float = 0.1
+    stem_stride: int = 2
     attr_names: tuple[str, ...] = ()
     param_names: tuple[str, ...] = ()
     param_values: tuple[tuple[str, ...], ...] = ()
@@ -55,6 +56,8 @@ class AvatarOracleConfig:
             raise ValueError("every parameter head needs at least two values")
         if not self.attr_names and not self.param_names:
             raise ValueError("an oracle needs attr_names or param_names")
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -90,14 +93,14 @@ class AvatarOracle(ConfigModule):
             for j in range(config.convs):
                 # the first conv strides instead of pooling: full-resolution feature
                 # maps are what makes a CNN slow on a CPU
-                stride = 2 if stage == 0 and j == 0 else 1
+                stride = config.stem_stride if stage == 0 and j == 0 else 1
                 layers += [
                     nn.Conv2d(width, out, 3, stride=stride, padding=1, bias=False),
                     nn.BatchNorm2d(out),
                     nn.ReLU(inplace=True),
                 ]
                 width = out
-            if stage > 0:
+            if stage > 0 or config.stem_stride == 1:
                 layers.append(nn.MaxPool2d(2))
         self.trunk = nn.Sequential(*layers)
         self.fc = nn.Linear(config.feature_size, config.hidden)

@@ -44,6 +44,14 @@ def test_config_is_checked() -> None:
         AvatarOracleConfig(param_names=("eyes",), **names)
     with pytest.raises(ValueError, match="needs attr_names or param_names"):
         AvatarOracleConfig()
+    with pytest.raises(ValueError, match="stem_stride"):
+        AvatarOracleConfig(stem_stride=3, **names)
+    # a full-resolution first stage pools instead of striding: same output size
+    for stride in (1, 2):
+        cfg = AvatarOracleConfig(
+            img_size=16, channels=(4, 8), hidden=8, stem_stride=stride, **names
+        )
+        assert AvatarOracle(cfg).trunk(torch.zeros(1, 3, 16, 16)).shape == (1, 8, 4, 4)
 
 
 def test_shapes_predict_and_round_trip(dataset: Path, tmp_path: Path) -> None:
