@@ -308,3 +308,35 @@ def test_all_faces(models):
     one = editor.edit_photo(canvas, {"Eyeglasses": 1.0})
     changed = np.abs(one.image.astype(int) - canvas).sum(axis=2) > 0
     assert changed[:, :512].any() != changed[:, 512:].any()
+
+
+def test_psp_file_gives_encoder_and_generator(models, tmp_path, monkeypatch):
+    """A pSp/e4e file as --model: its encoder inverts and its decoder renders."""
+    import faceedit.checkpoints
+    from faceedit.editing.pipeline import build_editor
+    from faceedit.nets.encoders import EncoderWithDecoder
+
+    G = faceedit.checkpoints.load(models["latent"] / "generator")
+
+    class Encoder(torch.nn.Module):
+        num_ws = G.num_ws
+
+        def forward(self, img):
+            return G.w_avg.expand(len(img), G.num_ws, G.w_dim).clone()
+
+    real_load = faceedit.checkpoints.load
+    psp = tmp_path / "psp_ffhq_encode.pt"
+    psp.write_bytes(b"stand-in")
+
+    def load(path, **options):
+        if str(path) == str(psp):
+            return EncoderWithDecoder(Encoder(), G)
+        return real_load(path, **options)
+
+    monkeypatch.setattr(faceedit.checkpoints, "load", load)
+    editor = build_editor("latent", psp, transformers=models["latent"] / "transformers")
+    assert editor.invert == "encoder"
+    assert editor.latent.generator is G
+    assert isinstance(editor.latent.encoder, Encoder)
+    result = editor.edit_photo(str(GRACE), {"Eyeglasses": 1.0})
+    assert torch.equal(result.faces[0].ws, G.w_avg.expand(1, G.num_ws, G.w_dim))
