@@ -17,6 +17,7 @@ import codecs
 import io
 import pickle
 import struct
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def _load_storage(data: bytes) -> Any:
 
 def _rebuild_tensor_checked(storage: Any, offset: int, size: Any, stride: Any, *rest: Any) -> Any:
     # Shapes come from the file: check them before torch builds a view of that size.
-    numel = storage.nbytes() // storage.element_size() if hasattr(storage, "nbytes") else None
+    with warnings.catch_warnings():  # TypedStorage's deprecation notice, not the user's concern
+        warnings.simplefilter("ignore", UserWarning)
+        numel = storage.nbytes() // storage.element_size() if hasattr(storage, "nbytes") else None
     try:
         check_tensor_shape(size, stride, offset, numel)
     except ValueError as e:
