@@ -167,12 +167,25 @@ def _output_paths(files: list, output: str, many: bool) -> list:
     return paths
 
 
+def _write(path, rgb) -> None:
+    """Write atomically; JPEG/WebP at high quality (Pillow's default 75 shows on faces)."""
+    from PIL import Image
+
+    from faceedit.data.images import write_image
+    from faceedit.fileio import atomic_path
+
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".webp"):
+        write_image(path, rgb)
+        return
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, quality=95)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
     from tqdm import tqdm
 
-    from faceedit.data.images import write_image
     from faceedit.errors import FaceeditError
 
     if args.face_index is not None and args.face_index < 0:
@@ -191,11 +204,11 @@ def run(args: argparse.Namespace) -> int:
             if not src.is_file():
                 raise FaceeditError(f"{src}: no such file")
             result = editor.edit_photo(str(src), edits, face_index=face_index, aligned=args.aligned)
-            write_image(dst, result.image)
+            _write(dst, result.image)
             written = [dst]
             if args.compare:
                 cmp_path = dst.with_name(dst.stem + "_compare.png")
-                write_image(cmp_path, result.compare())
+                _write(cmp_path, result.compare())
                 written.append(cmp_path)
         except FaceeditError as e:
             failed += 1
