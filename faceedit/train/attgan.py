@@ -411,7 +411,7 @@ def train_attgan(
                 f"distributed training needs dis_norm instancenorm or none, not {D.config.norm}"
             )
         last_epoch = -1
-        batches: list[list[int]] = []
+        batches_iter = None
         bar = tqdm(
             total=total,
             initial=step,
@@ -424,15 +424,20 @@ def train_attgan(
         while step < end:
             epoch, i = divmod(step, spe)
             if epoch != last_epoch:
+                # the epoch's order is fixed by (seed, epoch); a resume starts at batch i
                 batches = _epoch_batches(len(dataset), cfg, epoch, rank, world)
+                batches_iter = iter(
+                    torch.utils.data.DataLoader(
+                        dataset, batch_sampler=batches[i:], num_workers=cfg.num_workers
+                    )
+                )
                 last_epoch = epoch
                 lr = cfg.lr / 10 ** (epoch // max(1, cfg.lr_decay_epochs))
                 for opt in (opt_G, opt_D):
                     for group in opt.param_groups:
                         group["lr"] = lr
-            items = [dataset[j] for j in batches[i]]
-            img_a = torch.stack([x for x, _ in items])
-            att_a = torch.stack([a for _, a in items]).float()
+            img_a, att_a = next(batches_iter)
+            att_a = att_a.float()
             # all randomness is drawn on the CPU, so runs match across devices and resumes
             gen = _step_generator(cfg, step, rank)
             att_b = att_a[torch.randperm(len(att_a), generator=gen)]
