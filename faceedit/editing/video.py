@@ -158,6 +158,18 @@ def _frames(path: Path, stats: _Decoded) -> Iterator:
             yield from frames
 
 
+def _upright_rgb(frame) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` as the video is meant to be shown.
+
+    Phones store portrait videos sideways with a display matrix; faces are only found
+    upright, so frames are turned by it (``frame.rotation``: degrees counter-clockwise)
+    and written upright, without the matrix.
+    """
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter = round(float(getattr(frame, "rotation", 0) or 0) / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=quarter)) if quarter else rgb
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -344,7 +356,7 @@ class VideoEditor:
             rate = stream.average_rate or stream.guessed_rate
         bar = tqdm(total=total, desc="finding faces", unit="frame", disable=not progress)
         for frame in _frames(path, stats):
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = _upright_rgb(frame)
             faces = detector.detect(rgb)
             k = 0 if self.face_index is None else self.face_index
             face = faces[k] if k < len(faces) else None
@@ -483,7 +495,7 @@ class VideoEditor:
             if cache.done(i):
                 prev_ws = cache.read_code(i) if chain and valid[i] else None
                 continue
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = _upright_rgb(frame)
             ws = None
             if valid[i]:
                 crop = warp_to_crop(rgb, quads[i], size)

@@ -301,3 +301,25 @@ def test_cli_interrupt_then_resume(root, tmp_path, capsys, monkeypatch):
     frames, times = _frames(out)
     assert len(frames) == 12 and times == pytest.approx(_frames(root / "in.mp4")[1], abs=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mov"]
+
+
+def test_display_rotation_turns_frames_upright():
+    """``frame.rotation`` (degrees counter-clockwise, PyAV) is applied before detection."""
+    from faceedit.editing.video import _upright_rgb
+
+    stored = np.zeros((2, 3, 3), np.uint8)
+    stored[0, 2] = 255  # top-right pixel as stored
+
+    class Frame:
+        def __init__(self, rotation):
+            self.rotation = rotation
+
+        def to_ndarray(self, format):
+            return stored
+
+    assert _upright_rgb(Frame(0)) is stored
+    ccw = _upright_rgb(Frame(90))  # turned a quarter counter-clockwise: top-right -> top-left
+    assert ccw.shape == (3, 2, 3) and ccw[0, 0, 0] == 255
+    cw = _upright_rgb(Frame(-90))  # a quarter clockwise (phone portrait): -> bottom-right
+    assert cw.shape == (3, 2, 3) and cw[2, 1, 0] == 255
+    assert _upright_rgb(Frame(180))[1, 0, 0] == 255
