@@ -96,3 +96,21 @@ def test_full_size_keys_match_full_keys_json() -> None:
         for k, v in model.state_dict().items()
     ]
     assert mine == fx.full_keys()
+
+
+def test_hq_384_setting_txt_gives_the_full_config() -> None:
+    """``setting.txt`` of 384_shortcut1_inject1_none_hq (train.py defaults + its flags)."""
+    from faceedit.checkpoints.attgan import configs_from_setting
+
+    fx = load_fixture("attgan")
+    setting = dict(fx.spec["setting_txt"]["fields_with_train_py_defaults"])
+    setting.update(img_size=384, shortcut_layers=1, inject_layers=1, data="CelebA-HQ")
+    g, d = configs_from_setting(setting)
+    full = fx.spec["full_config"]
+    assert g == _g_config(full["G"])
+    assert d == _d_config(full["D"])
+    assert g.attrs[6] == "Eyeglasses" and g.thres_int == 0.5 and g.test_int == 1.0
+    # and those configs give exactly the full-size key list
+    with torch.device("meta"):
+        model = AttGAN(AttGANConfig(G=g, D=d))
+    assert [k for k, *_ in fx.full_keys()] == list(model.state_dict())
