@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.demo",
     "faceedit.cli.generate",
     "faceedit.cli.convert",
+    "faceedit.cli.stylegan2",
     "faceedit.cli.latent",
     "faceedit.cli.invert",
     "faceedit.cli.models",
