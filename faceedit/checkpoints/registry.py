@@ -79,8 +79,9 @@ def _is_torch_zip(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith("data.pkl") for n in z.namelist())
-    except zipfile.BadZipFile:
-        return True  # a cut-off zip: let the torch reader report the truncation
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):
+        # a cut-off or damaged zip (bad names, bad sizes): the torch reader reports it
+        return True
 
 
 def detect_and_load(path: Path, **options) -> nn.Module:

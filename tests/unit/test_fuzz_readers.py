@@ -99,6 +99,8 @@ def _checkpoint_files() -> dict[str, bytes]:
     """Small files of each container faceedit reads: torch zip, legacy torch, pickle,
     and the weights of an own-format directory."""
     from faceedit.nets.latent import LatentClassifier, LatentClassifierConfig
+    from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+    from tests.helpers.nvlabs_pickle import write_generator_pickle
 
     torch.manual_seed(0)
     state = {"w": torch.randn(3, 4), "b": torch.arange(5), "v": torch.ones(6)[2:]}
@@ -111,7 +113,13 @@ def _checkpoint_files() -> dict[str, bytes]:
         directory = model.save_pretrained(Path(tmp) / "m")
         weights = (directory / "model.safetensors").read_bytes()
         config = (directory / "config.json").read_bytes()
+        # an NVlabs network pickle with real tensors (storages nested as legacy torch bytes)
+        G = StyleGAN2Generator(
+            StyleGAN2Config(z_dim=4, w_dim=4, img_resolution=8, channel_base=32, channel_max=4)
+        )
+        network = write_generator_pickle(G.eval(), Path(tmp) / "G.pkl").read_bytes()
     return {
+        "G.pkl": network,
         "zip.pt": zip_buf.getvalue(),
         "legacy.pth": legacy_buf.getvalue(),
         "net.pkl": plain,
@@ -149,8 +157,12 @@ def test_load_on_mutated_checkpoints(data) -> None:
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_unmutated_files_give_expected_outcome(name: str, tmp_path: Path) -> None:
-    # the seeds themselves: the directory loads, the bare containers are clear refusals
-    if name in ("model.safetensors", "config.json"):
+    # the seeds themselves: the directory and the network pickle load, the bare
+    # containers are clear refusals
+    if name == "G.pkl":
+        (tmp_path / name).write_bytes(FILES[name])
+        assert isinstance(faceedit.load(tmp_path / name), torch.nn.Module)
+    elif name in ("model.safetensors", "config.json"):
         for other in ("model.safetensors", "config.json"):
             (tmp_path / other).write_bytes(FILES[other])
         assert isinstance(faceedit.load(tmp_path), torch.nn.Module)
