@@ -260,12 +260,14 @@ class _FrameCache:
         return self.png(i).is_file()
 
     def store(self, i: int, rgb: np.ndarray, ws: torch.Tensor | None) -> None:
-        from faceedit.data.images import write_image
+        from PIL import Image
 
         if ws is not None:  # the code first: a PNG present means its code is too
             with atomic_path(self.code(i)) as tmp, open(tmp, "wb") as f:
                 np.save(f, ws.detach().float().cpu().numpy())
-        write_image(self.png(i), rgb)
+        with atomic_path(self.png(i)) as tmp:
+            # lossless either way; level 1 is several times faster than the default 6
+            Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, compress_level=1)
 
     def read(self, i: int) -> np.ndarray:
         from faceedit.data.images import read_image
