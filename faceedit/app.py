@@ -398,7 +398,9 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
             report = backend.edit_video(path, method_, model_, {attribute or "": strength})
         except Exception as e:  # noqa: BLE001
             return None, None, _fail(e)
-        return str(report.output), str(report.output), f"Done: {report.summary()}"
+        # the server's temporary path means nothing to the user: show the file name
+        summary = report.summary().replace(str(report.output), report.output.name)
+        return str(report.output), str(report.output), f"Done: {summary}"
 
     def on_attributes(method_, model_):
         try:

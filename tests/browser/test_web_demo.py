@@ -248,3 +248,35 @@ def test_upload_slide_and_compare(server: str, browser, tmp_path: Path) -> None:
     driver.close()
     driver.switch_to.window(first)
     assert "reset" in _status(driver)
+
+
+def test_video_tab(server: str, browser, tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from tests.helpers.tiny_edit import make_video
+
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, n_frames=4, size=128, audio=None)
+    driver = browser
+    driver.get(server)
+    tab = "//button[@role='tab'][normalize-space(.)='Video']"
+
+    def shown_tab(d):
+        return [b for b in d.find_elements("xpath", tab) if b.is_displayed()]
+
+    _wait(driver, shown_tab, "the video tab")
+    shown_tab(driver)[0].click()
+    _wait(driver, lambda d: d.find_elements("css selector", "#video-upload input[type=file]"),
+          "the video upload field")  # fmt: skip
+    driver.find_element("css selector", "#video-upload input[type=file]").send_keys(str(clip))
+    status = lambda d: d.find_element("css selector", "#video-status").text  # noqa: E731
+    for _ in range(20):  # the upload may still be in flight: then the page asks for a video
+        driver.find_element("css selector", "#video-run").click()
+        _wait(driver, lambda d: "Done" in status(d) or "Error" in status(d), "the edited clip")
+        if "choose a video" not in status(driver):
+            break
+        driver.execute_script("document.querySelector('#video-status').textContent = ''")
+        time.sleep(0.5)
+    assert "Done" in status(driver) and "4 frames" in status(driver), status(driver)
+    _wait(driver, lambda d: d.find_elements("css selector", "#video-result video"),
+          "the video player")  # fmt: skip
+    driver.save_screenshot(str(ARTIFACTS / "web_demo_video.png"))
