@@ -41,6 +41,7 @@ from faceedit.errors import FaceeditError
 log = logging.getLogger("faceedit.app")
 
 BUNDLED = "bundled demo model"
+MAX_MODELS = 4  # models kept loaded at once
 MAX_SLIDERS = 40  # CelebA has 40 attributes; unused sliders are hidden
 STRENGTH = 2.0
 DEMO_ATTRS_LATENT = ("Smiling", "Eyeglasses", "Young", "Male")
@@ -169,7 +170,7 @@ class Backend:
         self.steps = steps
         self.max_upload_bytes = int(max_upload_mb * 1024**2)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-serve-"))
-        self._editors: dict[tuple[str, str], Any] = {}
+        self._editors: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._codes: OrderedDict[str, Any] = OrderedDict()  # inversion cache (latent)
         self._lock = threading.RLock()
 
@@ -191,6 +192,9 @@ class Backend:
                 self._editors[key] = build_editor(
                     method, path, invert="auto", steps=self.steps, seed=0
                 )
+                while len(self._editors) > MAX_MODELS:  # bounded memory, whatever users type
+                    self._editors.popitem(last=False)
+            self._editors.move_to_end(key)
             return self._editors[key]
 
     # photos -----------------------------------------------------------------
