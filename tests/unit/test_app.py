@@ -87,60 +87,19 @@ def test_app_builds():
     assert app.title == "faceedit"
 
 
-def _bad_inputs(tmp_path):
-    """The bad-input matrix for uploads: ``name -> (path, expected message or None)``."""
-    from PIL import Image
-
-    photo = Image.open(sample_photo())
-    good = sample_photo().read_bytes()
-    cases = {}
-
-    def put(name, data=None, image=None, expect=None, **save):
-        path = tmp_path / name
-        if image is not None:
-            image.save(path, **save)
-        else:
-            path.write_bytes(data)
-        cases[name] = (path, expect)
-
-    put("empty.jpg", b"", expect="file is empty")
-    put("random.png", np.random.default_rng(0).bytes(4096), expect="not an image")
-    put("truncated.jpg", good[: len(good) // 3], expect="truncated or corrupt")
-    png = tmp_path / "full.png"
-    photo.save(png)
-    put("truncated.png", png.read_bytes()[:5000], expect="truncated or corrupt")
-    put("tiny1x1.png", image=Image.new("RGB", (1, 1)), expect="smaller than 16 px")
-    put("tiny16.png", image=Image.new("RGB", (16, 16), (90, 90, 90)), expect="no face found")
-    put("rgba.png", image=photo.convert("RGBA"))
-    put("palette.png", image=photo.convert("P"))
-    put("grey.png", image=photo.convert("L"))
-    grey16 = np.asarray(photo.convert("L")).astype(np.uint16) * 257  # full 16-bit range
-    put("grey16.png", image=Image.fromarray(grey16))
-    put("cmyk.jpg", image=photo.convert("CMYK"))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored rotated: the reader must turn it upright to find the face
-    put("rotated.jpg", image=photo.rotate(90, expand=True), exif=exif)
-    bomb = tmp_path / "bomb.png"
-    Image.new("1", (20000, 20000)).save(bomb)  # 400 Mpx, a few KB on disk
-    cases["bomb.png"] = (bomb, "too large")
-    two = Image.new("RGB", (photo.width * 2, photo.height))
-    two.paste(photo, (0, 0))
-    two.paste(photo, (photo.width, 0))
-    put("two_faces.jpg", image=two)
-    return cases
-
-
 def test_upload_matrix(backend, tmp_path):
-    for name, (path, expect) in _bad_inputs(tmp_path).items():
-        if expect is None:
-            session = backend.prepare(str(path), "attgan", None)
+    from tests.helpers.bad_images import bad_image_files
+
+    for name, case in bad_image_files(tmp_path).items():
+        if case.for_faces is None:
+            session = backend.prepare(str(case.path), "attgan", None)
             assert session.face.crop.shape == (32, 32, 3), name
             assert session.original.shape[2] == 3, name
             continue
         with pytest.raises(FaceeditError) as info:
-            backend.prepare(str(path), "attgan", None)
+            backend.prepare(str(case.path), "attgan", None)
         message = str(info.value)
-        assert message.startswith(name) and expect in message, (name, message)
+        assert message.startswith(name) and case.for_faces in message, (name, message)
         assert "\n" not in message
 
 
