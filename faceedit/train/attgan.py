@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceedit.errors import FaceeditError
+from faceedit.train.common import RunLogger
 
 log = logging.getLogger(__name__)
 
@@ -135,24 +136,9 @@ class AttGANTrainConfig:
 
 def load_train_config(path: str | os.PathLike, **overrides: Any) -> AttGANTrainConfig:
     """Read a YAML (or JSON) file into :class:`AttGANTrainConfig`; unknown keys are errors."""
-    import yaml
+    from faceedit.train.common import load_yaml_config
 
-    from faceedit.nets.base import ConfigError, config_from_dict
-
-    path = Path(path)
-    if not path.is_file():
-        raise FaceeditError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise FaceeditError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise FaceeditError(f"{path}: expected a mapping of settings")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return config_from_dict(AttGANTrainConfig, data)
-    except ConfigError as e:
-        raise FaceeditError(f"{path}: {e}") from None
+    return load_yaml_config(path, AttGANTrainConfig, **overrides)
 
 
 def build_model(cfg: AttGANTrainConfig):
@@ -251,40 +237,6 @@ class _DisStep(nn.Module):
 
 
 # ----------------------------------------------------------------------------- logging
-
-
-class _Logger:
-    """Losses to ``losses.jsonl`` and TensorBoard (when installed), samples to PNG + TB."""
-
-    def __init__(self, run_dir: Path, use_tb: bool) -> None:
-        self.run_dir = run_dir
-        self.jsonl = run_dir / "losses.jsonl"
-        self.tb = None
-        if use_tb:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-            except ImportError:
-                log.warning(
-                    "tensorboard is not installed (pip install 'faceedit[train]'); "
-                    "losses go to losses.jsonl only"
-                )
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        with open(self.jsonl, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-        if self.tb is not None:
-            for k, v in values.items():
-                self.tb.add_scalar(k, v, step)
-
-    def image(self, step: int, tag: str, rgb) -> None:
-        if self.tb is not None:
-            self.tb.add_image(tag, rgb, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
 
 
 def read_losses(run_dir: str | os.PathLike) -> list[dict[str, float]]:
@@ -401,7 +353,11 @@ def train_attgan(
         if dist_info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_run_files(run_dir, cfg)
-        logger = _Logger(run_dir, cfg.tensorboard) if dist_info.is_main else None
+        logger = (
+            RunLogger(run_dir, cfg.tensorboard, tb_subdir="tb", resume_step=step)
+            if dist_info.is_main
+            else None
+        )
         samples = _sample_batch(cfg) if dist_info.is_main else None
 
         concat_d = D.config.norm in ("instancenorm", "none")
@@ -612,7 +568,7 @@ def _sample_batch(cfg: AttGANTrainConfig):
     return torch.stack([x for x, _ in items]), torch.stack([a for _, a in items]).float()
 
 
-def _write_samples(run_dir: Path, logger: _Logger, G, samples, cfg, step: int) -> None:
+def _write_samples(run_dir: Path, logger: RunLogger, G, samples, cfg, step: int) -> None:
     from faceedit.editing.attgan import flip_grid_images
     from faceedit.viz import image_grid, save_grid
 

@@ -172,3 +172,62 @@ def load_yaml_config(path: str | os.PathLike | None, config_class: type, **overr
         return config_from_dict(config_class, data)
     except ConfigError as e:
         raise FaceeditError(f"{source}: {e}") from None
+
+
+class RunLogger:
+    """Scalars to ``losses.jsonl`` (always) and TensorBoard (when installed); images to TB.
+
+    On resume from ``resume_step``, rows past it are dropped first: the steps after the
+    last checkpoint are trained again, and would otherwise appear twice.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        use_tensorboard: bool = True,
+        tb_subdir: str = "tensorboard",
+        resume_step: int | None = None,
+    ) -> None:
+        import json
+        import logging
+
+        self._json = json
+        self.path = Path(run_dir) / "losses.jsonl"
+        self.history: dict[str, list[float]] = {}
+        if resume_step is not None and self.path.is_file():
+            kept = [
+                line
+                for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
+            from faceedit.fileio import atomic_write_text
+
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        self.tb = None
+        if use_tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(run_dir) / tb_subdir))
+            except ImportError:
+                logging.getLogger(__name__).warning(
+                    "tensorboard is not installed (pip install 'faceedit[train]'); "
+                    "losses go to losses.jsonl only"
+                )
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(self._json.dumps({"step": step, **values}) + "\n")
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(v)
+            if self.tb is not None:
+                self.tb.add_scalar(k, v, step)
+
+    def image(self, step: int, tag: str, rgb: Any) -> None:
+        """``rgb``: ``uint8 [H, W, 3]``."""
+        if self.tb is not None:
+            self.tb.add_image(tag, rgb, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()

@@ -34,6 +34,7 @@ from faceedit.nets.stylegan2 import (
 )
 from faceedit.train.common import (
     DistInfo,
+    RunLogger,
     cleanup_distributed,
     load_checkpoint,
     rng_state,
@@ -240,41 +241,6 @@ def sample_grid(G: StyleGAN2Generator, z: torch.Tensor) -> np.ndarray:
     return image_grid(rows)
 
 
-class RunLogger:
-    """Losses to ``losses.jsonl`` (always) and TensorBoard (when installed)."""
-
-    def __init__(self, out: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = out / "losses.jsonl"
-        self.history: dict[str, list[float]] = {}
-        self.tb = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                self.tb = None
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        for k, v in values.items():
-            self.history.setdefault(k, []).append(v)
-            if self.tb is not None:
-                self.tb.add_scalar(k, v, step)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-
-    def image(self, step: int, name: str, grid: np.ndarray) -> None:
-        if self.enabled and self.tb is not None:
-            self.tb.add_image(name, grid, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 # --------------------------------------------------------------------------- the loop
 
 
@@ -343,7 +309,7 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
     if main:
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
-    logger = RunLogger(out, enabled=main)
+    logger = RunLogger(out, resume_step=step) if main else None
     fixed_z = torch.randn(16, config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -412,7 +378,8 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
         update_ema(G_ema, G, 0.5 ** (config.batch_size / max(half_life, 1e-8)))
 
         step += 1
-        logger.scalars(step, logs)
+        if logger is not None:
+            logger.scalars(step, logs)
         bar.update(1)
         bar.set_postfix(D=f"{logs['loss/D']:.3f}", G=f"{logs['loss/G']:.3f}")
         if main and (step % config.sample_every == 0 or step == config.steps):
@@ -424,9 +391,9 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
         if step % config.checkpoint_every == 0 or step == config.steps:
             _save(ckpt_path, config, G, D, G_ema, opt_g, opt_d, pl_mean, step, gen, dist_info)
     bar.close()
-    logger.close()
     export = out / "generator"
     if main:
+        logger.close()
         G_ema.save_pretrained(
             export,
             metadata={"trained_steps": step, "seconds": round(time.time() - t_start, 1)},

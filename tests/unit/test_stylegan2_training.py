@@ -90,7 +90,11 @@ def test_resume_continues_exactly(image_dir, tmp_path):
     train_stylegan2(tiny_config(image_dir, straight, steps=8, checkpoint_every=4), progress=False)
     split = tmp_path / "split"
     train_stylegan2(tiny_config(image_dir, split, steps=4, checkpoint_every=4), progress=False)
+    with open(split / "losses.jsonl", "a") as f:  # a run killed after logging step 5
+        f.write(json.dumps({"step": 5, "loss/D": 9.0}) + "\n")
     train_stylegan2(tiny_config(image_dir, split, steps=8, checkpoint_every=4), progress=False)
+    steps = [json.loads(line)["step"] for line in (split / "losses.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))  # the redone step is logged once
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(split / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 8
