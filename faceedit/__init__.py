@@ -19,6 +19,8 @@ _LAZY = {
     "CheckpointError": "faceedit.errors",
     "StyleGAN2Generator": "faceedit.nets.stylegan2",
     "StyleGAN2Config": "faceedit.nets.stylegan2",
+    "StyleGAN2Discriminator": "faceedit.nets.stylegan2",
+    "preset": "faceedit.configs",
     "read_image": "faceedit.data.images",
     "AttGAN": "faceedit.nets.attgan",
     "AttGANGenerator": "faceedit.nets.attgan",
@@ -38,11 +40,6 @@ _LAZY = {
     "ProjectionResult": "faceedit.editing.projection",
     "download": "faceedit.registry",
 }
-
-
-def register_lazy(name: str, module: str) -> None:
-    """Declare a public name defined in ``module`` (used by subpackages' docs/tests)."""
-    _LAZY[name] = module
 
 
 def __getattr__(name: str) -> Any:
