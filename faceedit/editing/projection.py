@@ -28,7 +28,8 @@ from torch import nn
 from tqdm import tqdm
 
 from faceedit.errors import FaceeditError
-from faceedit.eval.perceptual import PerceptualDistance, multiscale_loss, psnr
+from faceedit.eval.metrics import psnr
+from faceedit.eval.perceptual import PerceptualDistance, multiscale_loss
 from faceedit.nets.stylegan2 import StyleGAN2Generator
 
 SPACES = ("w", "w+")

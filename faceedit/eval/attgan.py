@@ -22,40 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from faceedit.errors import FaceeditError
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of ``[N, C, H, W]`` images in [0, 1] -> ``[N]``."""
-    mse = ((a - b) ** 2).flatten(1).mean(1).clamp(min=1e-12)
-    return 10 * torch.log10(1.0 / mse)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image SSIM of ``[N, C, H, W]`` images in [0, 1] -> ``[N]`` (mean over channels).
-
-    The window shrinks for images smaller than it.
-    """
-    window = min(window, a.shape[-1], a.shape[-2])
-    coords = torch.arange(window, dtype=a.dtype) - (window - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, window, window).contiguous()
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, kernel, groups=a.shape[1])
-
-    c1, c2 = 0.01**2, 0.03**2
-    mu_a, mu_b = blur(a), blur(b)
-    s_aa = blur(a * a) - mu_a**2
-    s_bb = blur(b * b) - mu_b**2
-    s_ab = blur(a * b) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2)
-    return (num / den).flatten(1).mean(1)
+from faceedit.eval.metrics import psnr, ssim
 
 
 @dataclass
@@ -182,8 +152,8 @@ def evaluate_attgan(
             )
         recon = fast_generate(fast, img, (att * 2 - 1) * cfg.thres_int)
         a01, r01 = (img + 1) / 2, (recon.clamp(-1, 1) + 1) / 2
-        psnrs.append(psnr(r01, a01))
-        ssims.append(ssim(r01, a01))
+        psnrs.append(psnr(r01, a01, data_range=1.0))
+        ssims.append(ssim(r01, a01, data_range=1.0))
         for i, target in enumerate(flip_targets(att, names, cfg.thres_int, ti)):
             edited = fast_generate(fast, img, target)
             pred = (clf(edited)[:, i] > 0).float()

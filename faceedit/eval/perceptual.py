@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceedit.errors import CheckpointError
+from faceedit.eval.metrics import ssim
 
 # torchvision's VGG16 "features" layout (Simonyan & Zisserman, ICLR 2015): conv widths,
 # "M" = 2x2 max pool; LPIPS reads relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3, which
@@ -148,32 +149,6 @@ def image_pyramid(img: torch.Tensor, min_size: int = 8) -> list[torch.Tensor]:
     return levels
 
 
-def ssim(
-    a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 2.0
-) -> torch.Tensor:
-    """Differentiable SSIM of ``[N, C, H, W]`` images -> ``[N]`` (Gaussian window).
-
-    ``data_range`` is 2 for images in [-1, 1]. The window shrinks for tiny images.
-    """
-    window = min(window, a.shape[-1], a.shape[-2])
-    coords = torch.arange(window, dtype=a.dtype, device=a.device) - (window - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, window, window).contiguous()
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, kernel, groups=a.shape[1])
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = blur(a), blur(b)
-    s_aa = blur(a * a) - mu_a**2
-    s_bb = blur(b * b) - mu_b**2
-    s_ab = blur(a * b) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2)
-    return (num / den).flatten(1).mean(1)
-
-
 def multiscale_loss(
     img: torch.Tensor, target: torch.Tensor, min_size: int = 8, ssim_weight: float = 0.0
 ) -> torch.Tensor:
@@ -191,9 +166,3 @@ def multiscale_loss(
     if ssim_weight:
         loss = loss + ssim_weight * (1 - ssim(img, target))
     return loss
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Per-image PSNR in dB of ``[N, C, H, W]`` images (range 2 for [-1, 1]) -> ``[N]``."""
-    mse = (a.float() - b.float()).square().flatten(1).mean(1).clamp(min=1e-12)
-    return 10 * torch.log10(data_range**2 / mse)

@@ -9,7 +9,8 @@ from PIL import Image
 
 from faceedit.cli import main
 from faceedit.data.images import tensor_to_uint8, write_image
-from faceedit.eval.perceptual import VGG16Features, psnr
+from faceedit.eval.metrics import psnr
+from faceedit.eval.perceptual import VGG16Features
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 

@@ -14,13 +14,12 @@ from faceedit.editing.projection import (
     project,
 )
 from faceedit.errors import CheckpointError, FaceeditError
+from faceedit.eval.metrics import psnr, ssim
 from faceedit.eval.perceptual import (
     VGG16Features,
     feature_distance,
     load_vgg16_features,
     multiscale_loss,
-    psnr,
-    ssim,
 )
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
