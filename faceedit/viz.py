@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -92,3 +94,25 @@ def save_grid(path: str | os.PathLike, grid: np.ndarray) -> None:
     """Write a grid PNG atomically."""
     with atomic_path(path) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
+
+
+@contextlib.contextmanager
+def saved_figure(path: str | os.PathLike, *grid: int, **subplots: Any) -> Iterator[tuple[Any, Any]]:
+    """``with saved_figure(path, rows, cols, figsize=...) as (fig, axes):`` draw; the PNG
+    is written atomically when the block ends normally, and the figure is always closed.
+
+    ``grid`` and ``subplots`` go to ``matplotlib.pyplot.subplots`` (Agg backend: no display).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(*grid, **subplots)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)

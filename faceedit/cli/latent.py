@@ -211,18 +211,13 @@ def _run_stats(args: argparse.Namespace) -> int:
 
 
 def _plot_stats(path: str, names, counts, corr) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from faceedit.fileio import atomic_path
+    from faceedit.viz import saved_figure
 
     n = len(names)
     size = max(6.0, 0.3 * n + 3)
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(2 * size, size * 0.8), dpi=90)
-    try:
+    with saved_figure(path, 1, 2, figsize=(2 * size, size * 0.8), dpi=90) as (fig, (ax0, ax1)):
         x = np.arange(n)
         ax0.barh(x, counts[:, 0], label="0", color="#999999")
         ax0.barh(x, counts[:, 1], left=counts[:, 0], label="1", color="#3a7dc9")
@@ -236,11 +231,6 @@ def _plot_stats(path: str, names, counts, corr) -> None:
         ax1.set_yticks(x, names, fontsize=6)
         ax1.set_title("attribute correlation")
         fig.colorbar(im, ax=ax1, fraction=0.046)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- training

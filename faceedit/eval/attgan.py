@@ -172,12 +172,8 @@ def evaluate_attgan(
 
 def write_report(report: AttGANEvalReport, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``attgan_eval.json``, ``attgan_eval.md`` and ``attgan_eval.png`` (bar chart)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from faceedit.fileio import atomic_path, atomic_write_text
+    from faceedit.fileio import atomic_write_text
+    from faceedit.viz import saved_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,8 +184,9 @@ def write_report(report: AttGANEvalReport, out_dir: str | os.PathLike) -> dict[s
     }
     atomic_write_text(paths["json"], json.dumps(asdict(report), indent=2) + "\n")
     atomic_write_text(paths["table"], report.table())
-    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(report.attrs) + 2), 4), dpi=100)
-    try:
+    with saved_figure(
+        paths["chart"], figsize=(max(5, 0.6 * len(report.attrs) + 2), 4), dpi=100
+    ) as (fig, ax):
         vals = [100 * report.accuracy[a] for a in report.attrs]
         ax.bar(range(len(vals)), vals, color="#4c72b0")
         ax.set_xticks(range(len(vals)), report.attrs, rotation=45, ha="right", fontsize=8)
@@ -200,9 +197,4 @@ def write_report(report: AttGANEvalReport, out_dir: str | os.PathLike) -> dict[s
             fontsize=9,
         )
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(paths["chart"]) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
     return paths

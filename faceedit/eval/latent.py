@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceedit.fileio import atomic_path, atomic_write_text
+from faceedit.fileio import atomic_write_text
 from faceedit.nets.latent import LatentClassifier
 
 EditFn = Callable[[torch.Tensor, str, torch.Tensor], torch.Tensor]
@@ -172,10 +172,7 @@ def write_results(rows: Sequence[dict], out_dir: str | os.PathLike) -> dict[str,
 
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike) -> Path:
     """Per attribute, preservation (and identity) against target change, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from faceedit.viz import saved_figure
 
     attrs = list(dict.fromkeys(r["attribute"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -183,10 +180,8 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike) -> Path:
     metrics = ["preservation"] + (["identity"] if with_id else [])
     n_cols = min(4, len(attrs))
     n_rows = -(-len(attrs) // n_cols) * len(metrics)
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(3.2 * n_cols, 2.8 * n_rows), dpi=90, squeeze=False
-    )
-    try:
+    size = dict(figsize=(3.2 * n_cols, 2.8 * n_rows), dpi=90, squeeze=False)
+    with saved_figure(path, nrows=n_rows, ncols=n_cols, **size) as (fig, axes):
         for a_i, attr in enumerate(attrs):
             for m_i, metric in enumerate(metrics):
                 r_i = (a_i // n_cols) * len(metrics) + m_i
@@ -213,9 +208,4 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike) -> Path:
             for m_i in range(len(metrics)):
                 axes[(j // n_cols) * len(metrics) + m_i][j % n_cols].axis("off")
         axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
     return Path(path)

@@ -115,16 +115,10 @@ def write_loss_plot(
     log_y: bool = False,
 ) -> Path:
     """A PNG with one line per named loss series (atomically written)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from faceedit.fileio import atomic_path
+    from faceedit.viz import saved_figure
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    try:
+    with saved_figure(path, figsize=(6, 3.5), dpi=100) as (fig, ax):
         for name, values in series.items():
             if len(values):
                 ax.plot(range(1, len(values) + 1), list(values), label=name)
@@ -137,11 +131,6 @@ def write_loss_plot(
         if series:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
     return Path(path)
 
 

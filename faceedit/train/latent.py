@@ -234,17 +234,14 @@ def write_metrics(metrics: ClassifierMetrics, out_dir: Path) -> None:
         writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
     atomic_write_text(out_dir / "metrics.csv", buf.getvalue())
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from faceedit.fileio import atomic_path
+    from faceedit.viz import saved_figure
 
     n = len(metrics.attr_names)
     x = np.arange(n)
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * n + 2), 4), dpi=100)
-    try:
+    with saved_figure(out_dir / "metrics.png", figsize=(max(6, 0.35 * n + 2), 4), dpi=100) as (
+        fig,
+        ax,
+    ):
         for j, (name, vals) in enumerate(
             (
                 ("accuracy", metrics.accuracy),
@@ -257,11 +254,6 @@ def write_metrics(metrics: ClassifierMetrics, out_dir: Path) -> None:
         ax.set_ylim(0, 1)
         ax.set_title("latent classifier, validation split")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        with atomic_path(out_dir / "metrics.png") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
 
 
 @dataclass
