@@ -3,21 +3,10 @@ a one-line error naming it, a non-zero exit code and no output file."""
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 from faceedit.cli import main
 from faceedit.data.images import read_image
 from tests.helpers.bad_images import bad_image_files
 from tests.helpers.tiny_edit import attgan_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_edit_matrix(tmp_path, capsys):

@@ -16,14 +16,6 @@ from tests.helpers.tiny_edit import ATTRS, GRACE, attgan_model, latent_bundle, r
 STEPS = "4"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")

@@ -14,14 +14,6 @@ from faceedit.eval.perceptual import VGG16Features
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: threads only add hand-off cost
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model_and_image(tmp_path_factory):
     torch.manual_seed(0)

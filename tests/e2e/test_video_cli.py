@@ -9,19 +9,10 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-import torch
 
 from faceedit.cli import main
 from faceedit.editing.video import VideoEditor, cache_dir_for, frame_ranges, smooth_track
 from tests.helpers.tiny_edit import attgan_model, latent_bundle, make_video, read_only
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

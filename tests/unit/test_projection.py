@@ -26,16 +26,6 @@ from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 STEPS = 60
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions gain nothing from threads, and on a shared CPU thread hand-offs
-    # cost more than the work
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def G():
     torch.manual_seed(0)
