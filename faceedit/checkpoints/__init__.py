@@ -27,7 +27,8 @@ def load(path: str | os.PathLike, **options) -> nn.Module:
     """Load any supported checkpoint as a faceedit module in eval mode.
 
     Args:
-        path: a file or directory (see the module docstring for the formats).
+        path: a file or directory (see the module docstring for the formats), or the
+            name of a model shipped with faceedit (``faceedit.shipped.shipped_models()``).
         **options: format-specific options (e.g. ``setting=`` for AttGAN).
 
     Raises:
@@ -35,7 +36,15 @@ def load(path: str | os.PathLike, **options) -> nn.Module:
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
+        from faceedit.shipped import shipped_models, shipped_path
+
+        shipped = shipped_path(str(path))
+        if shipped is None:
+            known = ", ".join(shipped_models()) or "none"
+            raise CheckpointError(
+                f"{path}: no such file or directory (nor a model shipped with faceedit: {known})"
+            )
+        path = shipped
     return detect_and_load(path, **options)
 
 
