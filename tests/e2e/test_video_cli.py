@@ -314,3 +314,14 @@ def test_display_rotation_turns_frames_upright():
     cw = _upright_rgb(Frame(-90))  # a quarter clockwise (phone portrait): -> bottom-right
     assert cw.shape == (3, 2, 3) and cw[2, 1, 0] == 255
     assert _upright_rgb(Frame(180))[1, 0, 0] == 255
+
+
+@pytest.mark.parametrize("name, data", [("empty.mp4", b""), ("random.mp4", bytes(range(256)) * 64)])
+def test_empty_and_random_files(root, tmp_path, capsys, name, data):
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / "out.mp4"
+    args = ["video", str(src), "--attr", "Eyeglasses=1", "--method", "attgan"]
+    err = _error([*args, "--model", str(root / "attgan"), "-o", str(out)], capsys)
+    assert name in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no output, no cache
