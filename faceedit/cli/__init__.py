@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.generate",
     "faceedit.cli.convert",
     "faceedit.cli.stylegan2",
+    "faceedit.cli.eval_avatars",
     "faceedit.cli.latent",
     "faceedit.cli.invert",
     "faceedit.cli.models",
