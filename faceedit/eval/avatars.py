@@ -104,6 +104,52 @@ def _oracle_read(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, list
     return attrs.cpu().numpy(), params
 
 
+@dataclass
+class Verdict:
+    """The oracle's reading of one edit: was the target reached, what else was kept."""
+
+    target_changed: bool
+    preservation: float  # other attributes equal to the counterfactual's, in [0, 1]
+    identity: float  # unchanged visible parameters predicted unchanged, in [0, 1]
+
+
+def judge_edits(
+    oracle,
+    edits: Sequence[tuple[Mapping[str, str], str, bool]],
+    images: Sequence[np.ndarray],
+) -> list[Verdict]:
+    """Judge edited avatars against their ground truth.
+
+    Args:
+        oracle: the avatar oracle.
+        edits: ``(record, attribute, turned_on)`` per image: what each edit asked for.
+        images: the edited avatars ``uint8 [S, S, 3]``, one per entry of ``edits``.
+    """
+    names = list(oracle.config.attr_names)
+    pred_attrs, pred_params = _oracle_read(oracle, np.stack(images))
+    out = []
+    for i, (record, a, want_on) in enumerate(edits):
+        target = edit_attribute(record, a, want_on)
+        t_attrs = attributes(target)
+        kept = [pred_attrs[i, names.index(b)] == t_attrs[b] for b in names if b != a]
+        changed = {k for k in target if target[k] != record.get(k)}
+        before = visible_parameters(record)
+        shown = [
+            p
+            for p in visible_parameters(target)
+            if p not in changed and p in pred_params and p in before
+        ]
+        same = [pred_params[p][i] == target[p] for p in shown]
+        out.append(
+            Verdict(
+                target_changed=bool(pred_attrs[i, names.index(a)] == t_attrs[a]),
+                preservation=float(np.mean(kept)) if kept else 1.0,
+                identity=float(np.mean(same)) if same else 1.0,
+            )
+        )
+    return out
+
+
 def evaluate_avatar_edits(
     edit: EditFn,
     edit_attributes: Sequence[str],
@@ -142,28 +188,16 @@ def evaluate_avatar_edits(
             mse = np.mean((rec - image.astype(np.float64)) ** 2)
             # an exact reconstruction counts as 100 dB rather than infinity
             psnrs.append(min(100.0, 10 * np.log10(255.0**2 / max(mse, 1e-12))))
-        edited, expected = [], []
-        for a in edit_attributes:
-            want_on = truth[a] < 0
-            edited.append(edit(image, {a: strength if want_on else -strength}))
-            expected.append(edit_attribute(record, a, want_on))
-        pred_attrs, pred_params = _oracle_read(oracle, np.stack(edited))
-        for i, (a, target) in enumerate(zip(edit_attributes, expected, strict=True)):
-            t_attrs = attributes(target)
-            others = [b for b in names if b != a]
-            kept = [pred_attrs[i, names.index(b)] == t_attrs[b] for b in others]
-            changed = {k for k in target if target[k] != record.get(k)}
-            shown = [
-                p
-                for p in visible_parameters(target)
-                if p not in changed and p in pred_params and p in visible_parameters(record)
-            ]
-            same = [pred_params[p][i] == target[p] for p in shown]
+        edited = [
+            edit(image, {a: strength if truth[a] < 0 else -strength}) for a in edit_attributes
+        ]
+        verdicts = judge_edits(oracle, [(record, a, truth[a] < 0) for a in edit_attributes], edited)
+        for a, v in zip(edit_attributes, verdicts, strict=True):
             h = hits[a]
             h[0] += 1
-            h[1] += int(pred_attrs[i, names.index(a)] == t_attrs[a])
-            h[2] += float(np.mean(kept)) if kept else 1.0
-            h[3] += float(np.mean(same)) if same else 1.0
+            h[1] += int(v.target_changed)
+            h[2] += v.preservation
+            h[3] += v.identity
     rows = [
         AttributeResult(a, h[0], h[1] / h[0], h[2] / h[0], h[3] / h[0]) for a, h in hits.items()
     ]
