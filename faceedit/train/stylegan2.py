@@ -35,6 +35,7 @@ from faceedit.nets.stylegan2 import (
 from faceedit.train.common import (
     DistInfo,
     RunLogger,
+    barrier,
     cleanup_distributed,
     load_checkpoint,
     rng_state,
@@ -400,6 +401,7 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
         )
         if logger.history:
             write_loss_plot(out / "losses.png", logger.history, title="StyleGAN2 losses")
+    barrier(dist_info)  # no process tears the group down while another still works
     return export
 
 
