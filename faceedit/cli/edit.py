@@ -86,8 +86,8 @@ def build_editor(args: argparse.Namespace):
     """The :class:`~faceedit.editing.pipeline.FaceEditor` the options describe, and the
     checked edits."""
     from faceedit.cli.common import parse_attr_strengths
-    from faceedit.cli.runtime import resolve_device
     from faceedit.editing.pipeline import build_editor as build
+    from faceedit.train.common import resolve_device
 
     edits = parse_attr_strengths(args.attr)
     device = resolve_device(args.device)

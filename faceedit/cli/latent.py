@@ -295,18 +295,11 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
 
 def _distributed(device: str):
     """torchrun set-up (gloo on CPU, nccl on CUDA) and this rank's device."""
-    from faceedit.train.common import setup_distributed
+    from faceedit.train.common import resolve_device, setup_distributed
 
-    cuda = device.startswith("cuda")
-    if cuda:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise FaceeditError("--device cuda: no CUDA device is available")
-    dist = setup_distributed(backend="nccl" if cuda else "gloo")
-    if cuda and dist.enabled and device == "cuda":
-        device = f"cuda:{dist.local_rank}"
-    return dist, device
+    resolve_device(device)  # a bad name or missing CUDA fails before the group forms
+    dist = setup_distributed(backend="nccl" if device.startswith("cuda") else "gloo")
+    return dist, str(resolve_device(device, dist))
 
 
 def _check_positive(**values: float) -> None:

@@ -7,21 +7,7 @@ import torch
 
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_path
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; otherwise the named device, checked."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FaceeditError(
-            f"--device {name!r}: not a device name (cpu, cuda, cuda:1, ...)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FaceeditError(f"--device {name}: CUDA is not available on this machine")
-    return device
+from faceedit.train.common import resolve_device
 
 
 def load_generator(path: str, device: str = "cpu"):

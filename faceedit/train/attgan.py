@@ -301,6 +301,7 @@ def train_attgan(
     from faceedit.train.common import (
         cleanup_distributed,
         load_checkpoint,
+        resolve_device,
         rng_state,
         save_checkpoint,
         set_rng_state,
@@ -320,7 +321,7 @@ def train_attgan(
             )
         total = cfg.max_steps or cfg.epochs * spe
 
-        device = _pick_device(cfg.device, dist_info)
+        device = resolve_device(cfg.device, dist_info)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         model = build_model(cfg).to(device)
         G, D = model.G, model.D
@@ -518,19 +519,6 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_,
         for p in D.parameters():
             p.requires_grad_(True)
     return {k: float(v.detach()) for k, v in out.items()}
-
-
-def _pick_device(name: str, info) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FaceeditError(f"device {name!r}: CUDA is not available here")
-        if device.index is None:
-            device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    return device
 
 
 def _check_in_sync(G: nn.Module, D: nn.Module) -> None:

@@ -220,3 +220,27 @@ class RunLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; otherwise the named device, checked.
+
+    Under torchrun a bare ``cuda`` becomes ``cuda:LOCAL_RANK``, so each process gets its
+    own GPU.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FaceeditError(
+            f"device {name!r}: not a device name (cpu, cuda, cuda:1, ...)"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FaceeditError(f"device {name!r}: CUDA is not available on this machine")
+        if device.index is None and info is not None and info.enabled:
+            device = torch.device("cuda", info.local_rank)
+        if device.index is not None:
+            torch.cuda.set_device(device)
+    return device

@@ -38,6 +38,7 @@ from faceedit.train.common import (
     barrier,
     cleanup_distributed,
     load_checkpoint,
+    resolve_device,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -265,7 +266,7 @@ def train_stylegan2(
 def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info: DistInfo) -> Path:
     out = Path(config.out)
     main = dist_info.is_main
-    device = torch.device(config.device)
+    device = resolve_device(config.device, dist_info)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
