@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.convert",
     "faceedit.cli.stylegan2",
     "faceedit.cli.eval_avatars",
+    "faceedit.cli.directions",
     "faceedit.cli.latent",
     "faceedit.cli.invert",
     "faceedit.cli.models",

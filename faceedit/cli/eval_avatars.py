@@ -31,6 +31,18 @@ def register(commands: Commands) -> None:
     p.add_argument("--steps", type=int, default=100, help="projection steps (latent, optimize)")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--out", required=True, help="output directory")
+    g = p.add_argument_group(
+        "strength sweep (latent)",
+        "With --strengths or --baseline, each avatar is inverted once and edited at every "
+        "strength by the transformers (and the baseline); writes avatar_sweep.* with the "
+        "comparison at equal target change (the transformer's at --strength).",
+    )
+    g.add_argument("--strengths", help="comma-separated strengths, e.g. 0.5,1,1.5,2")
+    g.add_argument("--baseline", choices=["none", "linear"], default="none")
+    g.add_argument("--directions", help="linear directions .npz (faceedit train directions)")
+    g.add_argument("--codes", help="W+ codes the transformers were trained on (fits directions)")
+    g.add_argument("--labels", help="their labels (list_attr_celeba.txt or .npy)")
+    g.add_argument("--batch-size", type=int, default=128, help="edits synthesised per batch")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     attrs = [a.strip() for a in args.attrs.split(",")] if args.attrs else known
     editor.check_edits({a: args.strength for a in attrs})
     records = held_out_records(args.n, args.seed)
+    if args.strengths or args.baseline != "none":
+        return _run_sweep(args, editor, oracle, attrs, records)
     edit, reconstruct = editor_functions(editor)
     report = evaluate_avatar_edits(
         edit,
@@ -71,3 +85,122 @@ def run(args: argparse.Namespace) -> int:
     print(report.table(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
+    """Transformers (and linear directions) over a strength sweep: avatar_sweep.*."""
+    import math
+
+    from faceedit.errors import FaceeditError
+    from faceedit.eval.avatar_sweep import (
+        TRANSFORMER,
+        SweepReport,
+        compare_at_equal_target,
+        editor_invert,
+        generator_synthesize,
+        goals,
+        latent_methods,
+        sweep_avatar_edits,
+        write_sweep,
+    )
+
+    if args.method != "latent":
+        raise FaceeditError("--strengths/--baseline compare latent edits: use --method latent")
+    try:
+        strengths = [float(s) for s in (args.strengths or "0.5,1,1.5,2").split(",") if s.strip()]
+    except ValueError:
+        raise FaceeditError(
+            f"--strengths {args.strengths!r}: not comma-separated numbers"
+        ) from None
+    if not strengths or any(not math.isfinite(s) or s < 0 for s in strengths):
+        raise FaceeditError(f"--strengths {args.strengths}: strengths must be non-negative")
+    if args.strength not in strengths:
+        strengths = sorted([*strengths, args.strength])
+    parts = editor.latent
+    directions, baseline = None, {}
+    if args.baseline == "linear":
+        directions, baseline = _directions(args, parts, attrs)
+    report_rows, psnr = sweep_avatar_edits(
+        latent_methods(parts, directions),
+        editor_invert(editor),
+        generator_synthesize(parts.generator, editor.crop_size),
+        attrs,
+        oracle,
+        records,
+        size=editor.crop_size,
+        strengths=strengths,
+        batch_size=args.batch_size,
+    )
+    if directions is not None:
+        comparison = compare_at_equal_target(report_rows, strength=args.strength)
+        goal = goals(report_rows, comparison, args.strength)
+    else:
+        comparison, goal = [], {}
+    report = SweepReport(
+        model=str(args.model),
+        n_avatars=len(records),
+        strengths=strengths,
+        reference_strength=args.strength,
+        rows=report_rows,
+        comparison=comparison,
+        goals=goal,
+        psnr=psnr,
+        baseline=baseline,
+    )
+    paths = write_sweep(report, args.out)
+    if comparison:
+        print(report.markdown(), end="")
+    else:
+        for r in report_rows:
+            if r["attribute"] == "mean" and r["method"] == TRANSFORMER:
+                print(
+                    f"strength {r['strength']:g}: target change {r['target_change']:.1%}, "
+                    f"preservation {r['preservation']:.1%}, identity {r['identity']:.1%}"
+                )
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _directions(args: argparse.Namespace, parts, attrs):
+    """Linear directions from --directions, --codes/--labels, or the bundle's "directions"."""
+    from pathlib import Path
+
+    from faceedit.editing.directions import LinearDirections
+    from faceedit.editing.pipeline import _resolve_path, read_bundle
+    from faceedit.errors import FaceeditError
+    from faceedit.eval.avatar_sweep import fit_linear_directions
+
+    G = parts.generator
+    if args.codes or args.labels:
+        if not (args.codes and args.labels):
+            raise FaceeditError("--codes and --labels go together (the directions' training data)")
+        directions = fit_linear_directions(
+            args.codes, args.labels, attrs, int(G.num_ws), int(G.w_dim), parts.layers
+        )
+        source = {"codes": str(args.codes), "labels": str(args.labels)}
+    else:
+        path = args.directions
+        if path is None:
+            bundle = _resolve_path(args.model, "--model")
+            raw = read_bundle(bundle).get("directions")
+            if raw is None:
+                raise FaceeditError(
+                    "--baseline linear needs --directions FILE, --codes and --labels, or a "
+                    'bundle naming "directions"'
+                )
+            root = bundle if bundle.is_dir() else bundle.parent
+            path = root / raw
+        if not Path(path).is_file():
+            raise FaceeditError(f"{path}: directions file not found")
+        directions = LinearDirections.load(path)
+        shape = tuple(directions.directions.shape[1:])
+        if shape != (int(G.num_ws), int(G.w_dim)):
+            raise FaceeditError(
+                f"{path}: directions are {shape[0]}x{shape[1]}, the generator's W+ is "
+                f"{G.num_ws}x{G.w_dim}"
+            )
+        missing = [a for a in attrs if a not in directions.attr_names]
+        if missing:
+            raise FaceeditError(f"{path}: no direction for {', '.join(missing)}")
+        source = {"directions": str(path)}
+    return directions, source
