@@ -67,11 +67,17 @@ class EditError(FaceeditError):
 
 
 def _resolve_path(text: str | os.PathLike, what: str) -> Path:
-    """A path that exists, or a registry name already downloaded into the cache."""
+    """A path that exists, a model shipped with faceedit (``avatar-latent``: a bundle or
+    a model directory), or a registry name already downloaded into the cache."""
     path = Path(text)
     if path.exists():
         return path
     from faceedit import registry
+    from faceedit.shipped import shipped_models, shipped_path
+
+    shipped = shipped_path(str(text))
+    if shipped is not None:
+        return shipped
 
     entry = registry.REGISTRY.get(str(text))
     if entry is not None:
@@ -81,7 +87,11 @@ def _resolve_path(text: str | os.PathLike, what: str) -> Path:
         raise EditError(
             f"{what} {text!r} is a known model but not downloaded: faceedit download {text}"
         )
-    raise EditError(f"{text}: {what} not found (no such file, directory or model name)")
+    known = ", ".join(shipped_models()) or "none"
+    raise EditError(
+        f"{text}: {what} not found (no such file or directory, nor a model name; "
+        f"shipped with faceedit: {known})"
+    )
 
 
 def read_bundle(path: str | os.PathLike) -> dict:
