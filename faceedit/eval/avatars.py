@@ -111,6 +111,11 @@ class Verdict:
     target_changed: bool
     preservation: float  # other attributes equal to the counterfactual's, in [0, 1]
     identity: float  # unchanged visible parameters predicted unchanged, in [0, 1]
+    # the counts behind the two rates (reports show "k of n")
+    kept: int = 0
+    n_others: int = 0
+    same: int = 0
+    n_identity: int = 0
 
 
 def judge_edits(
@@ -145,6 +150,10 @@ def judge_edits(
                 target_changed=bool(pred_attrs[i, names.index(a)] == t_attrs[a]),
                 preservation=float(np.mean(kept)) if kept else 1.0,
                 identity=float(np.mean(same)) if same else 1.0,
+                kept=int(np.sum(kept)),
+                n_others=len(kept),
+                same=int(np.sum(same)),
+                n_identity=len(same),
             )
         )
     return out
