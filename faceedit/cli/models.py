@@ -1,4 +1,5 @@
-"""``faceedit models`` and ``faceedit download``: the official checkpoints and data."""
+"""``faceedit models`` and ``faceedit download``: the models shipped with faceedit, and
+the official checkpoints and data."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from faceedit.cli.common import Commands
 def register(commands: Commands) -> None:
     p = commands.add(
         "models",
-        "list the known official checkpoints and data (source, size, licence, loader)",
+        "list the models shipped with faceedit and the known official checkpoints and data",
         run_models,
     )
     p.add_argument(
@@ -33,8 +34,17 @@ def register(commands: Commands) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     from faceedit.registry import REGISTRY, cache_dir, format_size, local_path
+    from faceedit.shipped import shipped_models, shipped_path
 
+    # shipped models need no download: they load by name (faceedit.load, --model NAME)
+    names = shipped_models()
+    print(f"shipped with faceedit ({len(names)}):")
+    for name in names:
+        path = shipped_path(name)
+        kind = "bundle" if (path / "bundle.json").is_file() else "model"
+        print(f"  {name}  [{kind}] {path}")
     root = cache_dir(args.cache_dir)
+    print()
     print(f"cache: {root}")
     for entry in REGISTRY.values():
         here = local_path(entry, root).exists()
