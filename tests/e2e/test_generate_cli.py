@@ -1,4 +1,4 @@
-"""`faceedit generate`, `convert` and `demo` end to end on tiny generators."""
+"""`faceedit generate` and `convert` end to end on tiny generators."""
 
 from __future__ import annotations
 
@@ -113,18 +113,6 @@ def test_convert_pickle_to_own_format(model_dir, tmp_path):
         torch.testing.assert_close(again(z), G(z))
     assert main(["convert", str(pkl), "-o", str(out)]) == 2  # refuses to overwrite
     assert main(["convert", str(pkl), "-o", str(out), "--overwrite"]) == 0
-
-
-def test_demo_builds_caches_and_renders(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "cache"))
-    assert main(["demo", "-o", str(tmp_path / "out")]) == 0
-    first = (tmp_path / "out" / "generate_grid.png").read_bytes()
-    assert "random-weight" in capsys.readouterr().out
-    cached = tmp_path / "cache" / "demo-stylegan2-64" / "model.safetensors"
-    stamp = cached.stat().st_mtime_ns
-    assert main(["demo", "-o", str(tmp_path / "out")]) == 0
-    assert cached.stat().st_mtime_ns == stamp  # reused, not rebuilt
-    assert (tmp_path / "out" / "generate_grid.png").read_bytes() == first
 
 
 def test_module_entry_point_help():

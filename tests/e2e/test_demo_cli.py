@@ -1,0 +1,185 @@
+"""`faceedit demo` end to end on tiny models installed as shipped ones: the grid holds a
+tile per avatar, method and edit, the report's verdicts are the oracle's on the very
+images it shows, and a missing model or attribute is one line with nothing written."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import faceedit.shipped
+from faceedit.cli import main
+from faceedit.eval.avatars import held_out_records, judge_edits
+from faceedit.shipped import SHIPPED_DIR
+from tests.helpers.tiny_edit import attgan_model, latent_bundle
+
+N, SEED = 2, 3
+STRENGTHS = (0.5, 1.0)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """A shipped-models directory: the tiny AttGAN as an AttGAN bundle, the tiny latent
+    bundle, and the real oracle."""
+    root = tmp_path_factory.mktemp("shipped")
+    models = tmp_path_factory.mktemp("models")
+    bundle = latent_bundle(models)
+    shutil.copytree(bundle, root / "avatar-latent")
+    att = root / "avatar-attgan"
+    shutil.copytree(attgan_model(models), att / "attgan")
+    (att / "bundle.json").write_text(json.dumps({"method": "attgan", "model": "attgan"}))
+    shutil.copytree(SHIPPED_DIR / "avatar-oracle", root / "avatar-oracle")
+    return root
+
+
+@pytest.fixture
+def use_shipped(shipped, monkeypatch):
+    monkeypatch.setattr(faceedit.shipped, "SHIPPED_DIR", shipped)
+    return shipped
+
+
+@pytest.fixture(scope="module")
+def demo_run(shipped, tmp_path_factory):
+    """The demo with every default model name (resolved in the tiny shipped dir)."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(faceedit.shipped, "SHIPPED_DIR", shipped)
+    out = tmp_path_factory.mktemp("run") / "demo"
+    try:
+        code = main(["demo", "-o", str(out), "--n", str(N), "--seed", str(SEED), "--steps", "2"])
+    finally:
+        mp.undo()
+    assert code == 0
+    return out
+
+
+class _Rows(HTMLParser):
+    """The report's edit rows: their data-* attributes and the edited image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict] = []
+        self._in = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and a.get("class") == "edit":
+            self.rows.append(a)
+        if tag == "img" and a.get("class") == "edited":
+            data = base64.b64decode(a["src"].split(",", 1)[1])
+            self.rows[-1]["image"] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _report_rows(out) -> list[dict]:
+    p = _Rows()
+    p.feed((out / "report.html").read_text())
+    return p.rows
+
+
+def test_grid_has_a_tile_per_avatar_method_and_edit(demo_run, use_shipped):
+    """Same models and seed through the API: its cells are rows x columns computed from
+    n, methods, attributes and strengths, and the CLI's PNG is exactly that grid."""
+    from faceedit.checkpoints import load
+    from faceedit.editing.pipeline import build_editor
+    from faceedit.eval.demo import run_demo
+
+    editors = {
+        "attgan": build_editor("attgan", "avatar-attgan"),
+        "latent": build_editor("latent", "avatar-latent", steps=2),
+    }
+    result = run_demo(
+        editors,
+        {"attgan": "avatar-attgan", "latent": "avatar-latent"},
+        load("avatar-oracle"),
+        n=N,
+        seed=SEED,
+        oracle_name=str(use_shipped / "avatar-oracle"),
+        progress=False,
+    )
+    # the tiny AttGAN has the release's 13 attributes (no Smiling, no hat); the tiny
+    # latent bundle edits Smiling and Eyeglasses: of the defaults, these get columns
+    per = {
+        "attgan": ["Eyeglasses", "Blond_Hair", "Mustache"],
+        "latent": ["Smiling", "Eyeglasses"],
+    }
+    assert {r.method: r.attributes for r in result.runs} == per
+    columns = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache"]
+    assert [a for a, _ in result.columns[:: len(STRENGTHS)]] == columns
+    assert len(result.cells) == N * len(per)
+    assert all(len(row) == 2 + len(columns) * len(STRENGTHS) for row in result.cells)
+    tiles = sum(c is not None for row in result.cells for c in row)
+    assert tiles == N * sum(2 + len(a) * len(STRENGTHS) for a in per.values())
+    assert len(result.row_labels) == len(result.cells)
+    assert result.col_labels[2] == "Smiling\n±0.5"
+    grid = np.asarray(Image.open(demo_run / "demo_grid.png").convert("RGB"))
+    np.testing.assert_array_equal(grid, result.grid)
+
+
+def test_report_verdicts_are_the_oracles_on_the_shown_images(demo_run, use_shipped):
+    from faceedit.checkpoints import load
+    from faceedit.data.avatars import attributes
+
+    rows = _report_rows(demo_run)
+    n_edits = N * (3 + 2) * len(STRENGTHS)  # attgan edits 3 attributes, latent 2
+    assert len(rows) == n_edits
+    assert {r["data-method"] for r in rows} == {"attgan", "latent"}
+    records = held_out_records(N, SEED)
+    asked = []
+    for r in rows:
+        rec = records[int(r["data-avatar"])]
+        on = attributes(rec)[r["data-attribute"]] < 0  # the flip: on when it was off
+        assert r["data-on"] == str(int(on))
+        asked.append((rec, r["data-attribute"], on))
+    verdicts = judge_edits(load("avatar-oracle"), asked, [r["image"] for r in rows])
+    for r, v in zip(rows, verdicts, strict=True):
+        assert r["data-target"] == ("yes" if v.target_changed else "no")
+        assert r["data-kept"] == f"{v.kept}/{v.n_others}"
+        assert r["data-identity"] == f"{v.same}/{v.n_identity}"
+        assert v.n_others > 0 and abs(v.kept / v.n_others - v.preservation) < 1e-9
+    text = (demo_run / "report.html").read_text()
+    assert 'src="demo_grid.png"' in text
+    for name in ("avatar-attgan", "avatar-latent", "avatar-oracle", "tnet_Smiling"):
+        assert name in text  # the model files used
+    assert text.count('class="summary"') == 4  # a summary per method, twice
+
+
+def test_missing_model_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(faceedit.shipped, "SHIPPED_DIR", tmp_path / "empty")
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "avatar-attgan" in err and "not found" in err
+    assert not out.exists()
+
+
+def test_unknown_attribute_is_one_line_and_writes_nothing(use_shipped, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--attrs", "Smiling,Big_Nose"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Big_Nose" in err
+    assert main(["demo", "-o", str(out), "--attrs", "Wearing_Hat"]) == 2  # no model edits it
+    assert "no model edits Wearing_Hat" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_shipped_bundles_resolve_by_name(use_shipped, tmp_path, capsys):
+    from faceedit.editing.pipeline import build_editor
+    from faceedit.shipped import shipped_models, shipped_path
+
+    assert shipped_models() == ["avatar-attgan", "avatar-latent", "avatar-oracle"]
+    assert shipped_path("../avatar-latent") is None
+    assert build_editor("attgan", "avatar-attgan").crop_size == 32
+    assert set(build_editor("latent", "avatar-latent").attributes) == {"Smiling", "Eyeglasses"}
+    args = ["eval", "avatars", "--method", "attgan", "--model", "avatar-attgan", "--n", "1"]
+    assert main([*args, "--attrs", "Eyeglasses", "-o", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "avatar_eval.json").is_file()
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "avatar-latent  [bundle]" in listing and "avatar-oracle  [model]" in listing
