@@ -19,6 +19,7 @@ NET_MODULES: list[str] = [
     "faceedit.nets.latent",
     "faceedit.nets.encoders",
     "faceedit.nets.oracle",
+    "faceedit.nets.latent_encoder",
 ]
 
 

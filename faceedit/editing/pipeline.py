@@ -470,7 +470,8 @@ class FaceEditor:
         from faceedit.data.images import uint8_to_tensor
 
         E = self.latent.encoder
-        size = min(self.encoder_size, 256)
+        # encoders trained for a small domain (LatentEncoder) name their input side
+        size = int(getattr(E, "img_resolution", 0) or min(self.encoder_size, 256))
         x = uint8_to_tensor(_resize(crop, size)).to(self.device)
         return E(x).float()
 
