@@ -17,6 +17,7 @@ from faceedit.cli.common import Commands
 COMMAND_MODULES: list[str] = [
     "faceedit.cli.attgan",
     "faceedit.cli.data",
+    "faceedit.cli.encoder",
     "faceedit.cli.demo",
     "faceedit.cli.generate",
     "faceedit.cli.convert",

@@ -1,0 +1,142 @@
+"""``faceedit train encoder`` and ``faceedit data latents``: a W+ inverter for a domain.
+
+``train encoder`` fits a :class:`~faceedit.nets.latent_encoder.LatentEncoder` (pSp/e4e
+style, Richardson et al. CVPR 2021) to a frozen StyleGAN2 generator
+(:mod:`faceedit.train.encoder`); ``data latents`` encodes a labelled dataset with it into
+the ``codes.npy`` + ``list_attr_celeba.txt`` pair that ``train classifier`` and ``train
+transformer`` read. Numbers are parsed here so that a bad value gives one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.cli.common import Commands
+from faceedit.errors import FaceeditError
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "encoder",
+        help="train a W+ encoder (inverter) for a StyleGAN2 generator",
+        run=run_train_encoder,
+        group="train",
+        description=(
+            "Train a small CNN encoder into the W+ space of a frozen StyleGAN2 generator, on "
+            "the generator's own samples (known codes) and the dataset's images "
+            "(reconstruction). Writes OUT/encoder/ (faceedit format, with metrics.json: "
+            "reconstruction PSNR on the validation split), sample grids, losses and "
+            "checkpoint.pt; re-running the same command resumes."
+        ),
+    )
+    p.add_argument("--generator", required=True, metavar="G", help="StyleGAN2 generator")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset ('data avatars' output)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
+    p.add_argument("--steps", default="3000", metavar="N", help="training steps")
+    p.add_argument(
+        "--batch-size", default="8", metavar="B", help="generated and real images per step (each)"
+    )
+    p.add_argument("--lr", default="1e-3", help="Adam learning rate (cosine decay to 1/10)")
+    p.add_argument("--lambda-latent", default="1.0", help="weight of the W+ loss on samples")
+    p.add_argument("--max-images", default=None, metavar="N", help="use the first N train images")
+    p.add_argument("--eval-every", default="500", metavar="N", help="steps between PSNR checks")
+    p.add_argument(
+        "--checkpoint-every", default="250", metavar="N", help="steps between checkpoints"
+    )
+    p.add_argument(
+        "--channel-base", default="1024", metavar="C", help="encoder widths: min(C // res, max)"
+    )
+    p.add_argument("--channel-max", default="256", metavar="C", help="widest encoder stage")
+    p.add_argument("--head-channels", default="64", metavar="C", help="width read by the head")
+    p.add_argument("--seed", default="0", help="initialisation and sampling seed")
+    p.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    d = commands.add(
+        "latents",
+        help="encode a labelled dataset into W+ codes for 'train classifier/transformer'",
+        run=run_data_latents,
+        group="data",
+        description=(
+            "Encode every image of a dataset (or one split) with a trained encoder: writes "
+            "OUT/codes.npy float32 [N, num_ws, w_dim], OUT/list_attr_celeba.txt (the matching "
+            "label rows, same order) and OUT/files.txt."
+        ),
+    )
+    d.add_argument("--encoder", required=True, metavar="E", help="encoder from 'train encoder'")
+    d.add_argument("--data", required=True, metavar="DIR", help="dataset ('data avatars' output)")
+    d.add_argument("-o", "--out", required=True, metavar="OUT", help="new output directory")
+    d.add_argument("--batch-size", default="64", metavar="B", help="images per batch")
+    d.add_argument(
+        "--split", default="all", choices=("all", "train", "val", "test"), help="images to encode"
+    )
+    d.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _int(text: str, flag: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise FaceeditError(f"{flag} {text!r}: expected an integer") from None
+    if value < minimum:
+        raise FaceeditError(f"{flag} {text!r}: must be at least {minimum}")
+    return value
+
+
+def _float(text: str, flag: str, allow_zero: bool = False) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise FaceeditError(f"{flag} {text!r}: expected a number") from None
+    if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
+        raise FaceeditError(f"{flag} {text!r}: must be {'>= 0' if allow_zero else 'positive'}")
+    return value
+
+
+def run_train_encoder(args: argparse.Namespace) -> int:
+    from faceedit.train.encoder import EncoderTrainConfig, train_encoder
+
+    config = EncoderTrainConfig(
+        generator=args.generator,
+        data=args.data,
+        out=args.out,
+        steps=_int(args.steps, "--steps", 1),
+        batch_size=_int(args.batch_size, "--batch-size", 1),
+        lr=_float(args.lr, "--lr"),
+        lambda_latent=_float(args.lambda_latent, "--lambda-latent", allow_zero=True),
+        max_images=None if args.max_images is None else _int(args.max_images, "--max-images", 1),
+        eval_every=_int(args.eval_every, "--eval-every", 1),
+        checkpoint_every=_int(args.checkpoint_every, "--checkpoint-every", 1),
+        channel_base=_int(args.channel_base, "--channel-base", 1),
+        channel_max=_int(args.channel_max, "--channel-max", 1),
+        head_channels=_int(args.head_channels, "--head-channels", 1),
+        seed=_int(args.seed, "--seed", 0),
+        threads=None if args.threads is None else _int(args.threads, "--threads", 1),
+        device=args.device,
+    )
+    result = train_encoder(config, progress=not args.no_progress)
+    m = result.metrics
+    print(
+        f"encoder saved to {result.encoder_dir} ({m['steps']} steps, {m['seconds']:.0f} s, "
+        f"{result.seconds_per_step:.3f} s/step): reconstruction PSNR {m['psnr']:.2f} dB "
+        f"on {m['n']} held-out images"
+    )
+    return 0
+
+
+def run_data_latents(args: argparse.Namespace) -> int:
+    from faceedit.train.encoder import encode_dataset
+
+    out, n = encode_dataset(
+        args.encoder,
+        args.data,
+        args.out,
+        split=args.split,
+        batch_size=_int(args.batch_size, "--batch-size", 1),
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {n} W+ codes to {out / 'codes.npy'} with labels {out / 'list_attr_celeba.txt'}")
+    return 0

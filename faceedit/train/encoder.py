@@ -1,0 +1,570 @@
+"""Training a W+ encoder (:class:`faceedit.nets.latent_encoder.LatentEncoder`) for a
+frozen StyleGAN2 generator, and encoding a whole dataset with it.
+
+The recipe is pSp/e4e's (Richardson et al. CVPR 2021; Tov et al. SIGGRAPH 2021) cut
+down for CPUs. Each step has two halves:
+
+- synthetic: ``z -> G.mapping`` with style mixing (so the W+ rows differ) ``-> ws ->
+  x = G.synthesis(ws)``; the loss is ``lambda_latent * MSE(E(x), ws)`` plus the image
+  loss between ``G(E(x))`` and ``x``. Here the true code is known, which gives the
+  encoder a direct target from the first step;
+- real: a batch of dataset images (the train split when ``list_eval_partition.txt``
+  exists); the loss is the image loss between ``G(E(x))`` and ``x``.
+
+Image loss: MSE + L1 in pixel space, at full and half resolution. Adam with a cosine
+decay. The reconstruction PSNR on held-out (validation-split) images is measured
+every ``eval_every`` steps and at the end.
+
+Files in the run directory: ``config.json``, ``checkpoint.pt`` (resume by re-running
+the same command), ``losses.jsonl``, ``losses.png``, ``samples/step_XXXXXX.png``
+(input | reconstruction), ``reconstructions.png`` and ``encoder/`` (faceedit's format,
+with ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from faceedit.errors import DataError, FaceeditError
+from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
+from faceedit.train.stylegan2 import mixed_ws
+
+IMAGE_DIR = "images"
+ATTR_FILE = "list_attr_celeba.txt"
+SPLIT_FILE = "list_eval_partition.txt"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    """Everything an encoder run depends on; saved beside every checkpoint."""
+
+    generator: str
+    data: str
+    out: str
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 1e-3
+    lambda_latent: float = 1.0
+    style_mixing_prob: float = 0.9
+    channel_base: int = 1024
+    channel_max: int = 256
+    head_channels: int = 64
+    max_images: int | None = None
+    max_val: int = 256
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    seed: int = 0
+    threads: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "max_val"):
+            if getattr(self, name) < 1:
+                raise FaceeditError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise FaceeditError(f"lr must be positive, got {self.lr}")
+        if not self.lambda_latent >= 0:
+            raise FaceeditError(f"lambda_latent must be >= 0, got {self.lambda_latent}")
+        if self.max_images is not None and self.max_images < 1:
+            raise FaceeditError(f"max_images must be at least 1, got {self.max_images}")
+        if self.threads is not None and self.threads < 1:
+            raise FaceeditError(f"threads must be at least 1, got {self.threads}")
+
+    def model_keys(self) -> dict[str, Any]:
+        """The settings a checkpoint must share with the run that resumes it."""
+        keys = ("channel_base", "channel_max", "head_channels")
+        return {k: getattr(self, k) for k in keys}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class ImageSet:
+    """Images of a dataset split: ``files [N]`` and ``images uint8 [N, 3, S, S]``."""
+
+    files: list[str]
+    images: torch.Tensor
+
+
+def dataset_files(root: str | os.PathLike, split: str = "all") -> list[str]:
+    """Image names of ``root`` in the order of its label file, restricted to ``split``.
+
+    The order is that of ``list_attr_celeba.txt`` when there is one (so that codes line up
+    with its rows), else the sorted names under ``images/``. ``split`` is ``"all"`` or a
+    name of ``list_eval_partition.txt`` (``train``/``val``/``test``, values 0/1/2).
+
+    Raises:
+        DataError: missing directory or files, a malformed partition file, an empty split.
+    """
+    root = Path(root)
+    if not (root / IMAGE_DIR).is_dir():
+        raise DataError(
+            f"{root}: no {IMAGE_DIR}/ directory (expected 'faceedit data avatars' output)"
+        )
+    if split not in ("all", *SPLITS):
+        raise DataError(f"split {split!r}: choose all, {', '.join(SPLITS)}")
+    if (root / ATTR_FILE).is_file():
+        from faceedit.data.celeba import read_attr_file
+
+        files = read_attr_file(root / ATTR_FILE).files
+    else:
+        from faceedit.data.images import IMAGE_SUFFIXES
+
+        files = sorted(
+            p.name for p in (root / IMAGE_DIR).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+        )
+    if split != "all":
+        path = root / SPLIT_FILE
+        if not path.is_file():
+            raise DataError(f"{path}: no such file (needed for split {split!r})")
+        wanted = str(SPLITS.index(split))
+        chosen = set()
+        for lineno, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DataError(f"{path}:{lineno}: expected 'file 0|1|2'")
+            if parts[1] == wanted:
+                chosen.add(parts[0])
+        files = [f for f in files if f in chosen]
+    if not files:
+        raise DataError(f"{root}: no images" + ("" if split == "all" else f" in split {split!r}"))
+    return files
+
+
+def load_images(
+    root: str | os.PathLike,
+    files: list[str],
+    resolution: int,
+    progress: bool = False,
+    desc: str = "reading images",
+) -> ImageSet:
+    """Read ``root/images/<file>`` for every file, resized to ``resolution`` if needed.
+
+    Raises:
+        DataError / ImageError: a missing or unreadable image, naming it.
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    from faceedit.data.images import read_image
+
+    root = Path(root)
+    out = np.empty((len(files), resolution, resolution, 3), dtype=np.uint8)
+    for i, name in enumerate(tqdm(files, desc=desc, unit="img", disable=not progress)):
+        path = root / IMAGE_DIR / name
+        if not path.is_file():
+            raise DataError(f"{path}: listed in the dataset but missing")
+        rgb = read_image(path)
+        if rgb.shape[:2] != (resolution, resolution):
+            rgb = np.asarray(
+                Image.fromarray(rgb).resize((resolution, resolution), Image.Resampling.LANCZOS)
+            )
+        out[i] = rgb
+    return ImageSet(files, torch.from_numpy(out).permute(0, 3, 1, 2).contiguous())
+
+
+def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
+    """``uint8 [N, 3, S, S]`` -> ``float32`` in [-1, 1]."""
+    return batch_uint8.float() / 127.5 - 1.0
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def image_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """MSE + L1 at full and half resolution (``[N, 3, S, S]`` each)."""
+    loss = F.mse_loss(fake, real) + F.l1_loss(fake, real)
+    if fake.shape[-1] >= 8:
+        f2, r2 = F.avg_pool2d(fake, 2), F.avg_pool2d(real, 2)
+        loss = loss + F.mse_loss(f2, r2) + F.l1_loss(f2, r2)
+    return loss
+
+
+def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of images in [-1, 1] (peak-to-peak 2): ``[N]``."""
+    mse = (fake.clamp(-1, 1) - real).square().flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(4.0 / mse)
+
+
+@torch.no_grad()
+def reconstruct(
+    E: LatentEncoder, G: torch.nn.Module, images: torch.Tensor, batch_size: int = 64
+) -> torch.Tensor:
+    """``G.synthesis(E(x))`` for ``uint8 [N, 3, S, S]`` images -> float ``[N, 3, R, R]``."""
+    device = E.w_avg.device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_model_range(images[i : i + batch_size]).to(device)
+        out.append(G.synthesis(E(x), noise_mode="const").cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate(E: LatentEncoder, G: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """Reconstruction PSNR (mean, dB) and MSE of ``images uint8 [N, 3, S, S]``."""
+    was = E.training
+    E.eval()
+    fake = reconstruct(E, G, images)
+    real = to_model_range(images)
+    if fake.shape[-1] != real.shape[-1]:
+        real = F.interpolate(real, size=fake.shape[-2:], mode="bilinear", antialias=True)
+    E.train(was)
+    return {
+        "psnr": float(psnr(fake, real).mean()),
+        "mse": float((fake.clamp(-1, 1) - real).square().mean()),
+        "n": len(images),
+    }
+
+
+def reconstruction_grid(
+    E: LatentEncoder, G: torch.nn.Module, images: torch.Tensor, title: str = ""
+) -> np.ndarray:
+    """A labelled grid: one row per image, ``input | reconstruction``: ``uint8 [H, W, 3]``."""
+    from faceedit.data.images import tensor_to_uint8
+    from faceedit.viz import image_grid
+
+    was = E.training
+    E.eval()
+    fake = tensor_to_uint8(reconstruct(E, G, images))
+    E.train(was)
+    real = images.permute(0, 2, 3, 1).numpy()
+    # two input|reconstruction pairs per row keep the grid compact
+    rows = []
+    for i in range(0, len(real), 2):
+        row = [real[i], fake[i]]
+        if i + 1 < len(real):
+            row += [real[i + 1], fake[i + 1]]
+        rows.append(row)
+    return image_grid(
+        rows, col_labels=["input", "reconstruction", "input", "reconstruction"], title=title
+    )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class EncoderTrainResult:
+    """What :func:`train_encoder` produced."""
+
+    encoder_dir: Path
+    metrics: dict[str, Any]
+    seconds_per_step: float
+
+
+def load_generator(path: str | os.PathLike, device: torch.device) -> torch.nn.Module:
+    """The frozen StyleGAN2 generator to invert (an own-format dir or any loadable file)."""
+    from faceedit.checkpoints import load
+    from faceedit.errors import CheckpointError
+    from faceedit.nets.stylegan2 import StyleGAN2Generator
+
+    if not Path(path).exists():
+        raise FaceeditError(f"{path}: no such generator")
+    try:
+        G = load(path)
+    except CheckpointError as e:
+        raise FaceeditError(f"generator: {e}") from None
+    if not isinstance(G, StyleGAN2Generator):
+        raise FaceeditError(f"{path}: holds a {type(G).__name__}, not a StyleGAN2 generator")
+    return G.to(device).eval().requires_grad_(False)
+
+
+def encoder_step(
+    E: LatentEncoder,
+    G: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    images: torch.Tensor,
+    batch_size: int,
+    config: EncoderTrainConfig,
+    gen: torch.Generator,
+) -> dict[str, float]:
+    """One optimisation step: ``batch_size`` generated and ``batch_size`` real images.
+
+    ``images``: the real training set, ``uint8 [N, 3, R, R]``. Returns the losses.
+    """
+    device = E.w_avg.device
+    B = batch_size
+    # synthetic half: the true code is known
+    with torch.no_grad():
+        z = torch.randn(B, G.z_dim, generator=gen).to(device)
+        ws = mixed_ws(G, z, config.style_mixing_prob, gen)
+        x_syn = G.synthesis(ws, noise_mode="const")
+    # real half: a random batch of dataset images
+    idx = torch.randint(0, len(images), (B,), generator=gen)
+    x_real = to_model_range(images[idx]).to(device)
+    # one pass through E and G for both halves: fewer, larger ops are faster on a CPU
+    pred = E(torch.cat([x_syn, x_real]))
+    recon = G.synthesis(pred, noise_mode="const")
+    loss_latent = F.mse_loss(pred[:B], ws)
+    loss_syn = image_loss(recon[:B], x_syn)
+    loss_real = image_loss(recon[B:], x_real)
+    loss = config.lambda_latent * loss_latent + loss_syn + loss_real
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {
+        "loss/total": float(loss.detach()),
+        "loss/latent": float(loss_latent.detach()),
+        "loss/image_synthetic": float(loss_syn.detach()),
+        "loss/image_real": float(loss_real.detach()),
+    }
+
+
+def _cosine_lr(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to ``base / 10``."""
+    t = min(step / max(total, 1), 1.0)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderTrainResult:
+    """Train (or resume) an encoder run in ``config.out``; see the module docstring.
+
+    Raises:
+        FaceeditError: bad generator, dataset, output directory or checkpoint.
+    """
+    from tqdm import tqdm
+
+    from faceedit.train.common import (
+        RunLogger,
+        load_checkpoint,
+        resolve_device,
+        save_checkpoint,
+        write_loss_plot,
+    )
+    from faceedit.viz import save_grid
+
+    out = Path(config.out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise FaceeditError(f"{out}: exists and is not a directory")
+    ckpt_path = out / "checkpoint.pt"
+    if out.is_dir() and any(out.iterdir()) and not ckpt_path.is_file():
+        raise FaceeditError(
+            f"{out}: already exists, is not empty and holds no checkpoint.pt to resume; "
+            "choose a new output directory"
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    G = load_generator(config.generator, device)
+    res = int(G.img_resolution)
+
+    has_split = (Path(config.data) / SPLIT_FILE).is_file()
+    train_files = dataset_files(config.data, "train" if has_split else "all")
+    val_files = dataset_files(config.data, "val") if has_split else train_files[-config.max_val :]
+    if config.max_images:
+        train_files = train_files[: config.max_images]
+    val_files = val_files[: config.max_val]
+    train = load_images(config.data, train_files, res, progress, "reading train images")
+    val = load_images(config.data, val_files, res, False)
+
+    model_config = LatentEncoderConfig(
+        img_resolution=res,
+        num_ws=int(G.num_ws),
+        w_dim=int(G.w_dim),
+        channel_base=config.channel_base,
+        channel_max=config.channel_max,
+        head_channels=config.head_channels,
+    )
+    torch.manual_seed(config.seed)
+    E = LatentEncoder(model_config)
+    E.set_w_avg(G.w_avg.detach().cpu())
+    E = E.to(device).train()
+    opt = torch.optim.Adam(E.parameters(), lr=config.lr, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(config.seed)
+    step = 0
+    if ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        saved = ckpt.get("config", {})
+        mine = config.model_keys()
+        if {k: saved.get(k) for k in mine} != mine or ckpt.get("encoder_config") != (
+            dataclasses.asdict(model_config)
+        ):
+            raise FaceeditError(
+                f"{ckpt_path}: was written by a run with other model settings or another "
+                "generator; choose a new output directory"
+            )
+        E.load_state_dict(ckpt["E"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["sampler_rng"])
+        torch.set_rng_state(ckpt["rng"])
+        step = int(ckpt["step"])
+        if progress:
+            print(f"resumed {ckpt_path} at step {step}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "samples").mkdir(exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    logger = RunLogger(out, resume_step=step)
+    grid_images = val.images[:8]
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path,
+            {
+                "E": E.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "rng": torch.get_rng_state(),
+                "sampler_rng": gen.get_state(),
+                "config": dataclasses.asdict(config),
+                "encoder_config": dataclasses.asdict(model_config),
+            },
+        )
+
+    bar = tqdm(total=config.steps, initial=step, desc="encoder", unit="step", disable=not progress)
+    t_start = time.perf_counter()
+    start_step = step
+    B = config.batch_size
+    while step < config.steps:
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(config.lr, step, config.steps)
+        logs = encoder_step(E, G, opt, train.images, B, config, gen)
+        step += 1
+        logger.scalars(step, logs)
+        bar.update(1)
+        bar.set_postfix(real=f"{logs['loss/image_real']:.3f}", w=f"{logs['loss/latent']:.3f}")
+        if step % config.eval_every == 0 or step == config.steps:
+            m = evaluate(E, G, val.images)
+            logger.scalars(step, {"val/psnr": m["psnr"]})
+            grid = reconstruction_grid(E, G, grid_images, f"step {step}: {m['psnr']:.2f} dB")
+            save_grid(out / "samples" / f"step_{step:06d}.png", grid)
+            logger.image(step, "reconstructions", grid)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+    bar.close()
+    seconds = time.perf_counter() - t_start
+    per_step = seconds / max(step - start_step, 1)
+
+    metrics = evaluate(E, G, val.images)
+    metrics.update(
+        {
+            "steps": step,
+            "seconds": round(seconds, 1),
+            "seconds_per_step": round(per_step, 4),
+            "split": "val" if has_split else "last train images",
+            "train_images": len(train.images),
+            "generator": str(config.generator),
+            "data": str(config.data),
+        }
+    )
+    export = out / "encoder"
+    E.cpu().eval().save_pretrained(
+        export,
+        metadata={
+            "steps": step,
+            "seconds": metrics["seconds"],
+            "psnr": metrics["psnr"],
+            "train_config": dataclasses.asdict(config),
+        },
+    )
+    from faceedit.fileio import atomic_write_text
+
+    atomic_write_text(export / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    E.to(device)
+    grid = reconstruction_grid(E, G, grid_images, f"{metrics['psnr']:.2f} dB on held-out images")
+    save_grid(out / "reconstructions.png", grid)
+    logger.close()
+    if logger.history:
+        series = {k: v for k, v in logger.history.items() if k.startswith("loss/")}
+        write_loss_plot(out / "losses.png", series, title="encoder losses", log_y=True)
+    return EncoderTrainResult(export, metrics, per_step)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_dataset(
+    encoder: str | os.PathLike,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    split: str = "all",
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[Path, int]:
+    """Encode every image of ``data`` (one split or all) into W+.
+
+    Writes ``out/codes.npy`` (``float32 [N, num_ws, w_dim]``) and ``out/list_attr_celeba.txt``
+    (the dataset's label rows for those images, same order), the layout that ``faceedit
+    train classifier --codes ... --labels ...`` reads. ``out`` appears complete or not at
+    all (written under a temporary name, then renamed). Returns ``(out, N)``.
+
+    Raises:
+        FaceeditError: a bad encoder, dataset, or output directory.
+    """
+    import shutil
+    import tempfile
+
+    from tqdm import tqdm
+
+    from faceedit.checkpoints import load
+    from faceedit.errors import CheckpointError
+    from faceedit.train.common import resolve_device
+
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FaceeditError(f"{out}: already exists and is not empty; choose a new directory")
+    if batch_size < 1:
+        raise FaceeditError(f"batch size must be at least 1, got {batch_size}")
+    if not Path(encoder).exists():
+        raise FaceeditError(f"{encoder}: no such encoder")
+    try:
+        E = load(encoder)
+    except CheckpointError as e:
+        raise FaceeditError(f"encoder: {e}") from None
+    if not isinstance(E, LatentEncoder):
+        raise FaceeditError(f"{encoder}: holds a {type(E).__name__}, not a latent encoder")
+    dev = resolve_device(device)
+    E = E.to(dev).eval()
+    root = Path(data)
+    files = dataset_files(root, split)
+    label_lines: list[str] | None = None
+    header = ""
+    if (root / ATTR_FILE).is_file():
+        lines = [ln for ln in (root / ATTR_FILE).read_text("utf-8").splitlines() if ln.strip()]
+        header = lines[1]
+        by_name = {ln.split()[0]: ln for ln in lines[2:]}
+        label_lines = [by_name[f] for f in files]
+    codes = np.empty((len(files), E.num_ws, E.w_dim), dtype=np.float32)
+    bar = tqdm(total=len(files), desc="encoding", unit="img", disable=not progress)
+    with torch.no_grad():
+        for i in range(0, len(files), batch_size):
+            chunk = load_images(root, files[i : i + batch_size], E.img_resolution)
+            codes[i : i + len(chunk.files)] = E(to_model_range(chunk.images).to(dev)).cpu().numpy()
+            bar.update(len(chunk.files))
+    bar.close()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        np.save(tmp / "codes.npy", codes)
+        if label_lines is not None:
+            text = f"{len(files)}\n{header}\n" + "".join(ln + "\n" for ln in label_lines)
+            (tmp / ATTR_FILE).write_text(text, "utf-8")
+        (tmp / "files.txt").write_text("".join(f + "\n" for f in files), "utf-8")
+        os.chmod(tmp, 0o755)
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out, len(files)
