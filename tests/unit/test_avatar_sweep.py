@@ -263,3 +263,61 @@ def test_bad_inputs_give_one_line(data, capsys, tmp_path, case, message):
     assert code == 2
     assert message in res.err and len(res.err.strip().splitlines()) == 1, res.err
     assert not (tmp_path / "out" / "avatar_sweep.json").exists()
+
+
+def test_the_sweep_scores_known_editors_across_batches():
+    """Codes that index the avatars: a method that renders the ground-truth counterfactual
+    scores (almost) 1 from strength 1 on and 0 at strength 0, one that does nothing scores
+    0; batches of 5 over 12 avatars must keep every avatar with its own edit."""
+    import faceedit
+    from faceedit.data.avatars import edit_attribute, render_record
+    from faceedit.eval.avatar_sweep import sweep_avatar_edits
+    from faceedit.eval.avatars import held_out_records
+
+    oracle = faceedit.load("avatar-oracle")
+    records = held_out_records(12, seed=3)
+    attrs = ["Eyeglasses", "Wearing_Hat"]
+    images = [render_record(r, 64) for r in records]
+
+    def invert(batch):  # code [i, turn, attribute]: which avatar, which edit
+        idx = [next(i for i, im in enumerate(images) if np.array_equal(im, b)) for b in batch]
+        return torch.tensor([[[i, 0.0, 0.0]] for i in idx])
+
+    def perfect(ws, a, alpha):
+        out = ws.clone()
+        out[:, 0, 1] = torch.sign(alpha)
+        out[:, 0, 2] = attrs.index(a)
+        return out
+
+    def synthesize(ws):
+        out = []
+        for i, turn, a in ws[:, 0].tolist():
+            r = records[int(i)]
+            out.append(
+                render_record(edit_attribute(r, attrs[int(a)], turn > 0), 64)
+                if turn
+                else images[int(i)]
+            )
+        return np.stack(out)
+
+    methods = {TRANSFORMER: perfect, LINEAR: lambda ws, a, alpha: ws}
+    rows, psnr = sweep_avatar_edits(
+        methods,
+        invert,
+        synthesize,
+        attrs,
+        oracle,
+        records,
+        64,
+        [0, 1],
+        batch_size=5,
+        progress=False,
+    )
+    assert psnr == pytest.approx(100.0)
+    by = {(r["method"], r["attribute"], r["strength"]): r for r in rows}
+    for a in [*attrs, MEAN]:
+        assert by[(TRANSFORMER, a, 1.0)]["target_change"] >= 0.9
+        assert by[(TRANSFORMER, a, 1.0)]["preservation"] >= 0.95
+        for m in (TRANSFORMER, LINEAR):
+            assert by[(m, a, 0.0)]["target_change"] <= 0.1
+        assert by[(LINEAR, a, 1.0)]["target_change"] <= 0.1
