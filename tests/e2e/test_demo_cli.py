@@ -16,6 +16,7 @@ from PIL import Image
 
 import faceedit.shipped
 from faceedit.cli import main
+from faceedit.data.avatars import render_record
 from faceedit.eval.avatars import held_out_records, judge_edits
 from faceedit.shipped import SHIPPED_DIR
 from tests.helpers.tiny_edit import attgan_model, latent_bundle
@@ -117,6 +118,16 @@ def test_grid_has_a_tile_per_avatar_method_and_edit(demo_run, use_shipped):
     assert tiles == N * sum(2 + len(a) * len(STRENGTHS) for a in per.values())
     assert len(result.row_labels) == len(result.cells)
     assert result.col_labels[2] == "Smiling\n±0.5"
+    # each edit tile shows that edit's judged image (the lower half: the top-left corner
+    # carries the +/- badge)
+    size = result.cells[0][0].shape[0]
+    for m, run in enumerate(result.runs):
+        for e in run.edits:
+            tile = result.cells[e.avatar * len(result.runs) + m][
+                2 + result.columns.index((e.attribute, e.strength))
+            ]
+            big = np.asarray(Image.fromarray(e.image).resize((size, size), Image.LANCZOS))
+            np.testing.assert_array_equal(tile[size // 2 :], big[size // 2 :])
     grid = np.asarray(Image.open(demo_run / "demo_grid.png").convert("RGB"))
     np.testing.assert_array_equal(grid, result.grid)
 
@@ -176,6 +187,12 @@ def test_shipped_bundles_resolve_by_name(use_shipped, tmp_path, capsys):
     assert shipped_path("../avatar-latent") is None
     assert build_editor("attgan", "avatar-attgan").crop_size == 32
     assert set(build_editor("latent", "avatar-latent").attributes) == {"Smiling", "Eyeglasses"}
+    avatar = tmp_path / "avatar.png"
+    Image.fromarray(render_record(held_out_records(1, SEED)[0], 32)).save(avatar)
+    edited = tmp_path / "edited.png"
+    edit = ["edit", str(avatar), "--aligned", "--method", "latent", "--model", "avatar-latent"]
+    assert main([*edit, "--attr", "Smiling=1", "--steps", "2", "-o", str(edited)]) == 0
+    assert Image.open(edited).size == (32, 32)
     args = ["eval", "avatars", "--method", "attgan", "--model", "avatar-attgan", "--n", "1"]
     assert main([*args, "--attrs", "Eyeglasses", "-o", str(tmp_path / "ev")]) == 0
     assert (tmp_path / "ev" / "avatar_eval.json").is_file()
