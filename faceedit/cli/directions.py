@@ -29,7 +29,7 @@ def register(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from faceedit.data.latents import read_codes, read_labels, resolve_attrs
+    from faceedit.data.latents import read_labels, resolve_attrs
     from faceedit.errors import FaceeditError
     from faceedit.eval.avatar_sweep import fit_linear_directions
     from faceedit.fileio import check_output_path
@@ -38,12 +38,10 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise FaceeditError(f"{out}: the directions file must end in .npz")
     check_output_path(out)
-    codes = read_codes(args.codes)
     _, names = read_labels(args.labels)
     attrs = [names[i] for i in resolve_attrs(args.attrs, names)]
-    directions = fit_linear_directions(
-        args.codes, args.labels, attrs, codes.shape[1], codes.shape[2]
-    )
+    directions = fit_linear_directions(args.codes, args.labels, attrs)
     directions.save(out)
-    print(f"wrote {out} ({len(attrs)} directions in W+ {codes.shape[1]}x{codes.shape[2]})")
+    _, num_ws, w_dim = directions.directions.shape
+    print(f"wrote {out} ({len(attrs)} directions in W+ {num_ws}x{w_dim})")
     return 0

@@ -350,22 +350,25 @@ def write_sweep(report: SweepReport, out_dir: str | os.PathLike) -> dict[str, Pa
 def fit_linear_directions(
     codes_path: str | os.PathLike,
     labels_path: str | os.PathLike,
-    attrs: Sequence[str],
-    num_ws: int,
-    w_dim: int,
+    attrs: Sequence[str] | None = None,
+    num_ws: int | None = None,
+    w_dim: int | None = None,
     layers: tuple[int, int] | None = None,
 ):
     """Linear directions for ``attrs`` fitted on the training split of codes and labels.
 
     The transformers train on the first 90% of the rows (``split_indices``); the
     directions see the same rows. Raises a one-line :class:`FaceeditError` on a row
-    mismatch, a W+ shape other than ``[N, num_ws, w_dim]`` or an attribute the labels lack.
+    mismatch, a W+ shape other than ``[N, num_ws, w_dim]`` (when given) or an attribute
+    the labels lack. ``attrs=None`` fits every label column.
     """
     from faceedit.data.latents import check_codes_shape, load_latent_dataset, split_indices
     from faceedit.editing.directions import fit_directions
 
     data = load_latent_dataset(codes_path, labels_path, num_ws=num_ws)
-    check_codes_shape(data.codes, num_ws, w_dim, str(codes_path))
+    if num_ws is not None and w_dim is not None:
+        check_codes_shape(data.codes, num_ws, w_dim, str(codes_path))
+    attrs = list(data.attr_names if attrs is None else attrs)
     missing = [a for a in attrs if a not in data.attr_names]
     if missing:
         raise FaceeditError(
