@@ -6,7 +6,7 @@ and strength edit the codes, synthesise them in batches and let the shipped orac
 them. Models with random weights at the shipped avatar generator's size (64 px,
 channel base 2048, channel max 64, w_dim 512: speed does not depend on the values),
 13 transformers and 13 random unit directions; the "inverter" is the mapping network
-(an encoder's cost is not what this measures). Prints the time per phase, edits per
+(an encoder's cost is not what this measures). Prints wall and CPU time, edits per
 second and the projection to 500 avatars x 13 attributes x 4 strengths x 2 methods.
 The machine may be shared: wall and CPU time are both printed. Measured here (2 cores
 shared with two training runs at nice -5, this at nice 10): 128 avatars x 2 attributes x
