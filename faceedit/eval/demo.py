@@ -410,17 +410,26 @@ def report_html(result: DemoResult) -> str:
             "<th>strength</th><th>edit</th><th>target changed</th><th>others kept</th>"
             "<th>identity kept</th></tr>"
         )
+        per_avatar = {i: sum(d.avatar == i for d in run.edits) for i in range(len(run.inputs))}
+        shown: set[int] = set()
         for d in run.edits:
             v = d.verdict
             yes = "yes" if v.target_changed else "no"
+            # the avatar and its input once, spanning its edits (keeps the page small)
+            head = ""
+            if d.avatar not in shown:
+                shown.add(d.avatar)
+                k = per_avatar[d.avatar]
+                head = (
+                    f'<td rowspan="{k}">{d.avatar + 1}</td><td rowspan="{k}">'
+                    f'<img src="{_png_b64(run.inputs[d.avatar])}" alt="input"></td>'
+                )
             out.append(
                 f'<tr class="edit" data-method="{e(run.method)}" data-avatar="{d.avatar}" '
                 f'data-attribute="{e(d.attribute)}" data-on="{int(d.turned_on)}" '
                 f'data-strength="{d.strength:g}" data-target="{yes}" '
                 f'data-kept="{v.kept}/{v.n_others}" data-identity="{v.same}/{v.n_identity}">'
-                f"<td>{d.avatar + 1}</td>"
-                f'<td><img src="{_png_b64(run.inputs[d.avatar])}" alt="input"></td>'
-                f"<td>{e(d.attribute)}</td><td>{'+ (on)' if d.turned_on else '- (off)'}</td>"
+                f"{head}<td>{e(d.attribute)}</td><td>{'+ (on)' if d.turned_on else '- (off)'}</td>"
                 f"<td>{d.strength:g}</td>"
                 f'<td><img class="edited" src="{_png_b64(d.image)}" alt="edit"></td>'
                 f'<td class="{yes}">{yes}</td><td>{v.kept}/{v.n_others}</td>'
