@@ -97,6 +97,29 @@ class SweepReport:
                         f"| {m} | {r['strength']:g} | {r['target_change']:.1%} "
                         f"| {r['preservation']:.1%} | {r['identity']:.1%} |"
                     )
+        strengths = sorted({r["strength"] for r in self.rows})
+        lines += [
+            "",
+            "Per attribute, target changed / others preserved / identity preserved:",
+            "",
+            "| attribute | method | " + " | ".join(f"strength {s:g}" for s in strengths) + " |",
+            "| --- | --- |" + " --- |" * len(strengths),
+        ]
+        cells = {(r["attribute"], r["method"], r["strength"]): r for r in self.rows}
+        for a in dict.fromkeys(r["attribute"] for r in self.rows):
+            for m in methods:
+                row = [cells.get((a, m, s)) for s in strengths]
+                lines.append(
+                    f"| {a} | {m} | "
+                    + " | ".join(
+                        "n/a"
+                        if r is None
+                        else f"{r['target_change']:.0%} / {r['preservation']:.0%} / "
+                        f"{r['identity']:.0%}"
+                        for r in row
+                    )
+                    + " |"
+                )
         lines += [
             "",
             f"At equal target change (the transformer's at strength {self.reference_strength:g};"
@@ -231,7 +254,9 @@ def _interpolate(points: Sequence[dict], level: float) -> tuple[dict | None, str
     """The curve's point at target change ``level``: ``(values, note)``.
 
     ``points`` are rows sorted by strength; the first segment whose target changes bracket
-    ``level`` is interpolated linearly in target change.
+    ``level`` is interpolated linearly in target change. On a plateau (several strengths
+    at that target change) this is the weakest one, which usually preserves the most: the
+    reading least favourable to the transformer.
     """
     tc = [p["target_change"] for p in points]
     for lo, hi in zip(points, points[1:], strict=False):

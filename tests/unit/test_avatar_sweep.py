@@ -186,6 +186,8 @@ def test_sweep_writes_every_file_and_its_comparison_matches_the_rows(data, capsy
     assert g["beats_linear"] is bool(comparison[-1]["transformer_wins"])
     md = paths["md"].read_text()
     assert "At equal target change" in md and "Goal (strength 1)" in md
+    r = next(q for q in rows if q["attribute"] == ATTRS[0] and q["method"] == LINEAR)
+    assert f"| {ATTRS[0]} | {LINEAR} | " in md and f"{r['target_change']:.0%} / " in md
     assert "transformer wins" in res.out
 
 
