@@ -221,8 +221,11 @@ def _run_attgan(editor, images, records, plan, bar):
     return recons, outs
 
 
-def model_files(method: str, model: str | os.PathLike, editor) -> dict[str, str]:
-    """``{part: path}`` of what ``model`` loads (a bundle's parts, or the model itself)."""
+def model_files(
+    method: str, model: str | os.PathLike, editor, used: Sequence[str] = ()
+) -> dict[str, str]:
+    """``{part: path}`` of what ``model`` loads (a bundle's parts, or the model itself);
+    of the latent transformers, those of the ``used`` attributes."""
     from faceedit.editing.pipeline import _resolve_path, read_bundle
 
     path = _resolve_path(model, f"--{method}")
@@ -235,7 +238,8 @@ def model_files(method: str, model: str | os.PathLike, editor) -> dict[str, str]
             files[key] = spec[key]
     if method == "latent":
         for a, p in editor.latent.transformer_paths.items():
-            files[f"transformer {a}"] = str(p)
+            if a in used:
+                files[f"transformer {a}"] = str(p)
     return files
 
 
@@ -278,7 +282,7 @@ def run_demo(
             run = MethodRun(
                 method,
                 str(models[method]),
-                model_files(method, models[method], editor),
+                model_files(method, models[method], editor, per[method]),
                 per[method],
                 images,
                 recons,
