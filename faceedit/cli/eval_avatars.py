@@ -93,7 +93,6 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
 
     from faceedit.errors import FaceeditError
     from faceedit.eval.avatar_sweep import (
-        TRANSFORMER,
         SweepReport,
         compare_at_equal_target,
         editor_invert,
@@ -131,11 +130,12 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
         strengths=strengths,
         batch_size=args.batch_size,
     )
-    if directions is not None:
-        comparison = compare_at_equal_target(report_rows, strength=args.strength)
-        goal = goals(report_rows, comparison, args.strength)
-    else:
-        comparison, goal = [], {}
+    comparison = (
+        compare_at_equal_target(report_rows, strength=args.strength)
+        if directions is not None
+        else []
+    )
+    goal = goals(report_rows, comparison, args.strength)
     report = SweepReport(
         model=str(args.model),
         n_avatars=len(records),
@@ -148,15 +148,7 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
         baseline=baseline,
     )
     paths = write_sweep(report, args.out)
-    if comparison:
-        print(report.markdown(), end="")
-    else:
-        for r in report_rows:
-            if r["attribute"] == "mean" and r["method"] == TRANSFORMER:
-                print(
-                    f"strength {r['strength']:g}: target change {r['target_change']:.1%}, "
-                    f"preservation {r['preservation']:.1%}, identity {r['identity']:.1%}"
-                )
+    print(report.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 

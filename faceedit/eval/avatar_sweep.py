@@ -120,37 +120,43 @@ class SweepReport:
                     )
                     + " |"
                 )
-        lines += [
-            "",
-            f"At equal target change (the transformer's at strength {self.reference_strength:g};"
-            " the linear baseline interpolated between sweep strengths):",
-            "",
-            "| attribute | target change | transformer preservation | linear preservation "
-            "| transformer identity | linear identity | linear strength | transformer wins |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
+        if self.comparison:
+            lines += [
+                "",
+                f"At equal target change (the transformer's at strength {self.reference_strength:g};"
+                " the linear baseline interpolated between sweep strengths):",
+                "",
+                "| attribute | target change | transformer preservation | linear preservation "
+                "| transformer identity | linear identity | linear strength | transformer wins |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
 
-        def pct(v: float | None) -> str:
-            return "n/a" if v is None else f"{v:.1%}"
+            def pct(v: float | None) -> str:
+                return "n/a" if v is None else f"{v:.1%}"
 
-        for c in self.comparison:
-            s = "n/a" if c["baseline_strength"] is None else f"{c['baseline_strength']:.2f}"
-            win = {True: "yes", False: "no", None: "undetermined"}[c["transformer_wins"]]
-            lines.append(
-                f"| {c['attribute']} | {c['target_change']:.1%} "
-                f"| {pct(c['transformer_preservation'])} | {pct(c['baseline_preservation'])} "
-                f"| {pct(c['transformer_identity'])} | {pct(c['baseline_identity'])} | {s} "
-                f"| {win}{' (' + c['note'] + ')' if c['note'] else ''} |"
-            )
+            for c in self.comparison:
+                s = "n/a" if c["baseline_strength"] is None else f"{c['baseline_strength']:.2f}"
+                win = {True: "yes", False: "no", None: "undetermined"}[c["transformer_wins"]]
+                lines.append(
+                    f"| {c['attribute']} | {c['target_change']:.1%} "
+                    f"| {pct(c['transformer_preservation'])} | {pct(c['baseline_preservation'])} "
+                    f"| {pct(c['transformer_identity'])} | {pct(c['baseline_identity'])} | {s} "
+                    f"| {win}{' (' + c['note'] + ')' if c['note'] else ''} |"
+                )
         g = self.goals
+        beats = (
+            "not measured (no baseline)"
+            if g["beats_linear"] is None
+            else f"{'yes' if g['beats_linear'] else 'no'} ({g['attributes_won']} of "
+            f"{g['attributes_compared']} attributes)"
+        )
         lines += [
             "",
             f"Goal (strength {self.reference_strength:g}): target change "
             f"{g['target_change']:.1%} (>= 85%: {'yes' if g['target_change_ok'] else 'no'}), "
             f"preservation {g['preservation']:.1%} "
             f"(>= 85%: {'yes' if g['preservation_ok'] else 'no'}), beats the linear baseline "
-            f"at equal target change: {'yes' if g['beats_linear'] else 'no'} "
-            f"({g['attributes_won']} of {g['attributes_compared']} attributes).",
+            f"at equal target change: {beats}.",
         ]
         if self.psnr is not None:
             lines.append(f"\nReconstruction PSNR: {self.psnr:.2f} dB")
@@ -328,21 +334,22 @@ def compare_at_equal_target(
 
 def goals(rows: Sequence[dict], comparison: Sequence[dict], strength: float = 1.0) -> dict:
     """The issue's goals: >= 85% target change and preservation at ``strength``, and a win
-    over the linear baseline at equal target change (on the attributes' mean curve)."""
+    over the linear baseline at equal target change (on the attributes' mean curve;
+    ``None`` without a comparison)."""
     ref = next(
         r
         for r in rows
         if r["method"] == TRANSFORMER and r["attribute"] == MEAN and r["strength"] == strength
     )
     per_attr = [c for c in comparison if c["attribute"] != MEAN]
-    mean = next(c for c in comparison if c["attribute"] == MEAN)
+    mean = next((c for c in comparison if c["attribute"] == MEAN), None)
     return {
         "strength": strength,
         "target_change": ref["target_change"],
         "preservation": ref["preservation"],
         "target_change_ok": ref["target_change"] >= 0.85,
         "preservation_ok": ref["preservation"] >= 0.85,
-        "beats_linear": bool(mean["transformer_wins"]),
+        "beats_linear": None if mean is None else bool(mean["transformer_wins"]),
         "attributes_won": sum(c["transformer_wins"] is True for c in per_attr),
         "attributes_compared": sum(c["transformer_wins"] is not None for c in per_attr),
     }
@@ -358,13 +365,14 @@ def write_sweep(report: SweepReport, out_dir: str | os.PathLike) -> dict[str, Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"avatar_sweep.{k}" for k in ("json", "csv", "md", "png")}
+    markdown = report.markdown()  # before any file: a failure leaves nothing half-written
     atomic_write_text(paths["json"], json.dumps(asdict(report), indent=1) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(FIELDS))
     writer.writeheader()
     writer.writerows(report.rows)
     atomic_write_text(paths["csv"], buf.getvalue())
-    atomic_write_text(paths["md"], report.markdown())
+    atomic_write_text(paths["md"], markdown)
     plot_curves(report.rows, paths["png"])  # written atomically by viz.saved_figure
     return paths
 

@@ -323,3 +323,17 @@ def test_the_sweep_scores_known_editors_across_batches():
         for m in (TRANSFORMER, LINEAR):
             assert by[(m, a, 0.0)]["target_change"] <= 0.1
         assert by[(LINEAR, a, 1.0)]["target_change"] <= 0.1
+
+
+def test_a_sweep_without_baseline_reports_the_transformers_alone(data, capsys, tmp_path):
+    _, bundle = data
+    code, res = _cli(
+        capsys, "eval", "avatars", "--method", "latent", "--model", bundle, "--n", 1,
+        "--strengths", "2", "--invert", "optimize", "--steps", 1, "-o", tmp_path,
+    )  # fmt: skip
+    assert code == 0, res.err
+    report = json.loads((tmp_path / "avatar_sweep.json").read_text())
+    assert report["strengths"] == [1.0, 2.0]  # the reference strength is always swept
+    assert {r["method"] for r in report["rows"]} == {TRANSFORMER} and report["comparison"] == []
+    assert report["goals"]["beats_linear"] is None
+    assert "not measured (no baseline)" in (tmp_path / "avatar_sweep.md").read_text()
