@@ -28,11 +28,30 @@ STRENGTHS = (0.5, 1.0)
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     """A shipped-models directory: the tiny AttGAN as an AttGAN bundle, the tiny latent
-    bundle, and the real oracle."""
+    bundle with an encoder (as the shipped one has), and the real oracle."""
+    from faceedit.checkpoints import load
+    from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
+
     root = tmp_path_factory.mktemp("shipped")
     models = tmp_path_factory.mktemp("models")
     bundle = latent_bundle(models)
-    shutil.copytree(bundle, root / "avatar-latent")
+    latent = root / "avatar-latent"
+    shutil.copytree(bundle, latent)
+    G = load(latent / "generator")
+    E = LatentEncoder(
+        LatentEncoderConfig(
+            img_resolution=32,
+            num_ws=G.num_ws,
+            w_dim=G.w_dim,
+            channel_base=128,
+            channel_max=8,
+            head_channels=8,
+        )
+    )
+    E.set_w_avg(G.w_avg)
+    E.save_pretrained(latent / "encoder")
+    spec = json.loads((latent / "bundle.json").read_text())
+    (latent / "bundle.json").write_text(json.dumps({**spec, "encoder": "encoder"}))
     att = root / "avatar-attgan"
     shutil.copytree(attgan_model(models), att / "attgan")
     (att / "bundle.json").write_text(json.dumps({"method": "attgan", "model": "attgan"}))
@@ -94,6 +113,7 @@ def test_grid_has_a_tile_per_avatar_method_and_edit(demo_run, use_shipped):
         "attgan": build_editor("attgan", "avatar-attgan"),
         "latent": build_editor("latent", "avatar-latent", steps=2),
     }
+    assert editors["latent"].invert == "encoder"  # the bundle's encoder, no projection
     result = run_demo(
         editors,
         {"attgan": "avatar-attgan", "latent": "avatar-latent"},
@@ -158,6 +178,19 @@ def test_report_verdicts_are_the_oracles_on_the_shown_images(demo_run, use_shipp
     for name in ("avatar-attgan", "avatar-latent", "avatar-oracle", "tnet_Smiling"):
         assert name in text  # the model files used
     assert text.count('class="summary"') == 4  # a summary per method, twice
+    assert "inversion: encoder" in text
+
+
+def test_a_bundle_without_encoder_is_projected(tmp_path, capsys):
+    """The fallback: a short projection per avatar, said on the console and the page."""
+    attgan = attgan_model(tmp_path)
+    latent = latent_bundle(tmp_path)
+    out = tmp_path / "demo"
+    args = ["demo", "--attgan", str(attgan), "--latent", str(latent), "-o", str(out)]
+    assert main([*args, "--n", "1", "--attrs", "Eyeglasses", "--strengths", "1"]) == 0
+    assert "has no encoder" in capsys.readouterr().out
+    assert "inversion: optimize" in (out / "report.html").read_text()
+    assert len(_report_rows(out)) == 2  # one avatar, one attribute, one strength, 2 methods
 
 
 def test_missing_model_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
