@@ -6,7 +6,7 @@ shaped like the avatar StyleGAN2 run (64 px, z/w 128, 4 mapping layers, channel_
 2048, channel_max 64) and the default encoder, and the encoder forward alone. Weights
 and "real" images are random: the timing does not depend on their values. Prints the
 median over ``--steps`` timed steps (after 2 warm-up steps) and the minutes the default
-3000-step run would take at that rate. The CPU is shared: figures vary with the load.
+1000-step run would take at that rate. The CPU is shared: figures vary with the load.
 
     .venv/bin/python benchmarks/bench_encoder_train.py [--threads 2] [--batch-size 8]
 """
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--channel-max", type=int, default=64, help="the generator's")
-    parser.add_argument("--run-steps", type=int, default=3000, help="steps of a full run")
+    parser.add_argument("--run-steps", type=int, default=1000, help="steps of a full run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

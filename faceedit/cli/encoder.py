@@ -32,14 +32,14 @@ def register(commands: Commands) -> None:
     p.add_argument("--generator", required=True, metavar="G", help="StyleGAN2 generator")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset ('data avatars' output)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
-    p.add_argument("--steps", default="3000", metavar="N", help="training steps")
+    p.add_argument("--steps", default="1000", metavar="N", help="training steps")
     p.add_argument(
         "--batch-size", default="8", metavar="B", help="generated and real images per step (each)"
     )
     p.add_argument("--lr", default="1e-3", help="Adam learning rate (cosine decay to 1/10)")
     p.add_argument("--lambda-latent", default="1.0", help="weight of the W+ loss on samples")
     p.add_argument("--max-images", default=None, metavar="N", help="use the first N train images")
-    p.add_argument("--eval-every", default="500", metavar="N", help="steps between PSNR checks")
+    p.add_argument("--eval-every", default="250", metavar="N", help="steps between PSNR checks")
     p.add_argument(
         "--checkpoint-every", default="250", metavar="N", help="steps between checkpoints"
     )

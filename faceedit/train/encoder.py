@@ -53,7 +53,7 @@ class EncoderTrainConfig:
     generator: str
     data: str
     out: str
-    steps: int = 3000
+    steps: int = 1000
     batch_size: int = 8
     lr: float = 1e-3
     lambda_latent: float = 1.0
@@ -63,7 +63,7 @@ class EncoderTrainConfig:
     head_channels: int = 64
     max_images: int | None = None
     max_val: int = 256
-    eval_every: int = 500
+    eval_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
     threads: int | None = None
@@ -406,8 +406,7 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
         gen.set_state(ckpt["sampler_rng"])
         torch.set_rng_state(ckpt["rng"])
         step = int(ckpt["step"])
-        if progress:
-            print(f"resumed {ckpt_path} at step {step}")
+        print(f"resumed {ckpt_path} at step {step}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples").mkdir(exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
