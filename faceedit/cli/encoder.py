@@ -138,5 +138,7 @@ def run_data_latents(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
-    print(f"wrote {n} W+ codes to {out / 'codes.npy'} with labels {out / 'list_attr_celeba.txt'}")
+    labels = out / "list_attr_celeba.txt"
+    with_labels = f" with labels {labels}" if labels.is_file() else " (the dataset has no labels)"
+    print(f"wrote {n} W+ codes to {out / 'codes.npy'}{with_labels}")
     return 0

@@ -221,3 +221,20 @@ def test_bad_inputs_give_one_line_errors(
     assert err.startswith("faceedit: error:") and "\n" not in err, err
     assert message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_data_latents_without_labels_encodes_the_sorted_images(
+    trained: Path, dataset: Path, tmp_path, capsys
+) -> None:
+    import shutil
+
+    plain = tmp_path / "plain"
+    shutil.copytree(dataset / "images", plain / "images")
+    out = tmp_path / "codes"
+    args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(plain)]
+    assert main([*args, "-o", str(out), "--no-progress"]) == 0
+    assert "the dataset has no labels" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"codes.npy", "files.txt"}
+    files = (out / "files.txt").read_text().split()
+    assert files == sorted(p.name for p in (plain / "images").iterdir())
+    assert np.load(out / "codes.npy").shape[0] == len(files) == 32
