@@ -121,7 +121,7 @@ def run_train_encoder(args: argparse.Namespace) -> int:
     print(
         f"encoder saved to {result.encoder_dir} ({m['steps']} steps, {m['seconds']:.0f} s, "
         f"{result.seconds_per_step:.3f} s/step): reconstruction PSNR {m['psnr']:.2f} dB "
-        f"on {m['n']} held-out images"
+        f"on {m['n']} held-out images, {m['psnr_generated']:.2f} dB on generated ones"
     )
     return 0
 

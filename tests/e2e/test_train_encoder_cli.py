@@ -84,7 +84,7 @@ def test_training_lowers_the_loss_and_writes_encoder_metrics_and_grids(
     assert metrics["split"] == "val"
 
     # the reported PSNR is the one of the saved encoder on the validation split
-    from faceedit.train.encoder import dataset_files, evaluate, load_images
+    from faceedit.train.encoder import dataset_files, evaluate, evaluate_generated, load_images
 
     data = Path(header["metadata"]["train_config"]["data"])
     val = load_images(data, dataset_files(data, "val"), G.img_resolution)
@@ -94,6 +94,12 @@ def test_training_lowers_the_loss_and_writes_encoder_metrics_and_grids(
     untrained = LatentEncoder(E.config)
     untrained.set_w_avg(G.w_avg)
     assert metrics["psnr"] > evaluate(untrained, G, val.images)["psnr"] + 0.5
+    # on the generator's own samples too, where the true code is known
+    gen = evaluate_generated(E, G)
+    assert gen["psnr_generated"] == pytest.approx(metrics["psnr_generated"], abs=1e-4)
+    assert gen["latent_mse"] == pytest.approx(metrics["latent_mse"], rel=1e-4)
+    before = evaluate_generated(untrained, G)
+    assert gen["latent_mse"] < before["latent_mse"]
 
     for name in ("reconstructions.png", "losses.png", "samples/step_000012.png"):
         assert (trained / name).is_file(), name
