@@ -13,8 +13,8 @@ crop goes back with :meth:`AlignedFace.paste_back`. What the app adds is caching
 interactivity: a photo is detected, aligned and inverted once; each slider release only
 re-runs the edit and the paste-back.
 
-Until faceedit ships trained models, the "bundled" models are tiny random-weight ones
-built once into the cache (as ``faceedit demo`` does); the page says so.
+faceedit's shipped models are trained on 64 px avatars, not on photos, so the "bundled"
+photo models are tiny random-weight ones built once into the cache; the page says so.
 
 Every error a user can cause (not an image, no face, a file over the size limit, a bad
 model path) is shown as a one-line message on the page, never as a traceback. Requests
@@ -336,9 +336,10 @@ HEADER = """# faceedit: edit facial attributes
 Upload a photo (or use the sample), pick a method and a model, then move a slider: the
 edited photo appears when you release it. Strengths go from -2 (remove) to +2 (add)."""
 
-DEMO_NOTE = """**Note:** faceedit does not ship trained models yet, so the *bundled demo
-model* is a tiny network with **random weights**: the page works end to end, but the
-edited face is noise. Give the path of a local checkpoint or bundle for real edits."""
+DEMO_NOTE = """**Note:** the models faceedit ships are trained on avatars (see `faceedit demo`),
+not on photos, so the *bundled demo model* is a tiny network with **random weights**: the
+page works end to end, but the edited face is noise. Give the path of a local checkpoint
+or bundle for real edits."""
 
 
 def build_app(backend: Backend | None = None, method: str = "latent", model: str | None = None):
