@@ -233,3 +233,14 @@ def test_shipped_bundles_resolve_by_name(use_shipped, tmp_path, capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "avatar-latent  [bundle]" in listing and "avatar-oracle  [model]" in listing
+
+
+def test_demo_runs_on_the_models_that_ship(tmp_path, capsys):
+    """No argument, no download: the real shipped AttGAN, latent bundle and oracle."""
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out / "demo_grid.png") in printed and str(out / "report.html") in printed
+    html = (out / "report.html").read_text()
+    assert "avatar-attgan" in html and "avatar-latent" in html
+    assert Image.open(out / "demo_grid.png").size[0] > 0
