@@ -23,22 +23,9 @@ from pathlib import Path
 
 import torch
 
+from faceedit.data.avatars import ATTRIBUTE_NAMES as AVATAR_ATTRS
+
 ATTRS = ("Smiling", "Eyeglasses", "Blond_Hair", "Wearing_Hat", "Mustache")
-AVATAR_ATTRS = (
-    "Bald",
-    "Black_Hair",
-    "Blond_Hair",
-    "Brown_Hair",
-    "Eyeglasses",
-    "Mouth_Slightly_Open",
-    "Mustache",
-    "No_Beard",
-    "Pale_Skin",
-    "Smiling",
-    "Wearing_Hat",
-    "Dark_Skin",
-    "Eyes_Closed",
-)
 
 
 def build(root: Path, with_encoder: bool) -> tuple[Path, Path]:

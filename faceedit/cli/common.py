@@ -84,3 +84,25 @@ def parse_attr_strengths(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             raise FaceeditError(f"--attr {item!r}: strength {value!r} is not a number") from None
     return out
+
+
+def parse_int(text: str, flag: str, minimum: int) -> int:
+    """An integer option of at least ``minimum``; a one-line error naming ``flag`` if not."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise FaceeditError(f"{flag} {text!r}: expected an integer") from None
+    if value < minimum:
+        raise FaceeditError(f"{flag} {text!r}: must be at least {minimum}")
+    return value
+
+
+def parse_float(text: str, flag: str, allow_zero: bool = False) -> float:
+    """A finite positive (or, with ``allow_zero``, non-negative) number option."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise FaceeditError(f"{flag} {text!r}: expected a number") from None
+    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
+        raise FaceeditError(f"{flag} {text!r}: must be {'>= 0' if allow_zero else 'positive'}")
+    return value

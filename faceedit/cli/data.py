@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, parse_float, parse_int
 from faceedit.errors import FaceeditError
 
 
@@ -71,16 +71,6 @@ def register(commands: Commands) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _int(text: str, flag: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise FaceeditError(f"{flag} {text!r}: expected an integer") from None
-    if value < minimum:
-        raise FaceeditError(f"{flag} {text!r}: must be at least {minimum}")
-    return value
-
-
 def _split(text: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(x) for x in text.split(","))
@@ -96,10 +86,10 @@ def run_avatars(args: argparse.Namespace) -> int:
 
     from faceedit.data.avatars import write_dataset
 
-    n = _int(args.n, "--n", 1)
-    size = _int(args.size, "--size", 8)
-    seed = _int(args.seed, "--seed", 0)
-    workers = None if args.workers is None else _int(args.workers, "--workers", 1)
+    n = parse_int(args.n, "--n", 1)
+    size = parse_int(args.size, "--size", 8)
+    seed = parse_int(args.seed, "--seed", 0)
+    workers = None if args.workers is None else parse_int(args.workers, "--workers", 1)
     split = _split(args.split)
     start = time.perf_counter()
     ds = write_dataset(
@@ -109,16 +99,6 @@ def run_avatars(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in ds.split_counts.items())
     print(f"wrote {ds.n} avatars ({size}x{size}) to {ds.root} in {took:.1f} s ({counts})")
     return 0
-
-
-def _float(text: str, flag: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise FaceeditError(f"{flag} {text!r}: expected a number") from None
-    if not value > 0:
-        raise FaceeditError(f"{flag} {text!r}: must be positive")
-    return value
 
 
 def run_train_oracle(args: argparse.Namespace) -> int:
@@ -131,14 +111,16 @@ def run_train_oracle(args: argparse.Namespace) -> int:
             f"--channels {args.channels!r}: expected widths, e.g. 32,64,128"
         ) from None
     config_kwargs = {
-        "epochs": _float(args.epochs, "--epochs"),
-        "batch_size": _int(args.batch_size, "--batch-size", 1),
-        "lr": _float(args.lr, "--lr"),
-        "seed": _int(args.seed, "--seed", 0),
-        "max_train": None if args.max_train is None else _int(args.max_train, "--max-train", 1),
-        "max_val": None if args.max_val is None else _int(args.max_val, "--max-val", 1),
+        "epochs": parse_float(args.epochs, "--epochs"),
+        "batch_size": parse_int(args.batch_size, "--batch-size", 1),
+        "lr": parse_float(args.lr, "--lr"),
+        "seed": parse_int(args.seed, "--seed", 0),
+        "max_train": None
+        if args.max_train is None
+        else parse_int(args.max_train, "--max-train", 1),
+        "max_val": None if args.max_val is None else parse_int(args.max_val, "--max-val", 1),
         "device": args.device,
-        "threads": None if args.threads is None else _int(args.threads, "--threads", 1),
+        "threads": None if args.threads is None else parse_int(args.threads, "--threads", 1),
     }
     from faceedit.data.avatars import load_arrays
     from faceedit.train.oracle import OracleTrainConfig, default_oracle_config, train_oracle

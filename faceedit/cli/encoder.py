@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
-from faceedit.errors import FaceeditError
+from faceedit.cli.common import Commands, parse_float, parse_int
 
 
 def register(commands: Commands) -> None:
@@ -75,26 +74,6 @@ def register(commands: Commands) -> None:
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _int(text: str, flag: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise FaceeditError(f"{flag} {text!r}: expected an integer") from None
-    if value < minimum:
-        raise FaceeditError(f"{flag} {text!r}: must be at least {minimum}")
-    return value
-
-
-def _float(text: str, flag: str, allow_zero: bool = False) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise FaceeditError(f"{flag} {text!r}: expected a number") from None
-    if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
-        raise FaceeditError(f"{flag} {text!r}: must be {'>= 0' if allow_zero else 'positive'}")
-    return value
-
-
 def run_train_encoder(args: argparse.Namespace) -> int:
     from faceedit.train.encoder import EncoderTrainConfig, train_encoder
 
@@ -102,18 +81,20 @@ def run_train_encoder(args: argparse.Namespace) -> int:
         generator=args.generator,
         data=args.data,
         out=args.out,
-        steps=_int(args.steps, "--steps", 1),
-        batch_size=_int(args.batch_size, "--batch-size", 1),
-        lr=_float(args.lr, "--lr"),
-        lambda_latent=_float(args.lambda_latent, "--lambda-latent", allow_zero=True),
-        max_images=None if args.max_images is None else _int(args.max_images, "--max-images", 1),
-        eval_every=_int(args.eval_every, "--eval-every", 1),
-        checkpoint_every=_int(args.checkpoint_every, "--checkpoint-every", 1),
-        channel_base=_int(args.channel_base, "--channel-base", 1),
-        channel_max=_int(args.channel_max, "--channel-max", 1),
-        head_channels=_int(args.head_channels, "--head-channels", 1),
-        seed=_int(args.seed, "--seed", 0),
-        threads=None if args.threads is None else _int(args.threads, "--threads", 1),
+        steps=parse_int(args.steps, "--steps", 1),
+        batch_size=parse_int(args.batch_size, "--batch-size", 1),
+        lr=parse_float(args.lr, "--lr"),
+        lambda_latent=parse_float(args.lambda_latent, "--lambda-latent", allow_zero=True),
+        max_images=None
+        if args.max_images is None
+        else parse_int(args.max_images, "--max-images", 1),
+        eval_every=parse_int(args.eval_every, "--eval-every", 1),
+        checkpoint_every=parse_int(args.checkpoint_every, "--checkpoint-every", 1),
+        channel_base=parse_int(args.channel_base, "--channel-base", 1),
+        channel_max=parse_int(args.channel_max, "--channel-max", 1),
+        head_channels=parse_int(args.head_channels, "--head-channels", 1),
+        seed=parse_int(args.seed, "--seed", 0),
+        threads=None if args.threads is None else parse_int(args.threads, "--threads", 1),
         device=args.device,
     )
     result = train_encoder(config, progress=not args.no_progress)
@@ -134,7 +115,7 @@ def run_data_latents(args: argparse.Namespace) -> int:
         args.data,
         args.out,
         split=args.split,
-        batch_size=_int(args.batch_size, "--batch-size", 1),
+        batch_size=parse_int(args.batch_size, "--batch-size", 1),
         device=args.device,
         progress=not args.no_progress,
     )
