@@ -299,6 +299,7 @@ def train_attgan(
     from tqdm.auto import tqdm
 
     from faceedit.train.common import (
+        barrier,
         cleanup_distributed,
         load_checkpoint,
         resolve_device,
@@ -454,6 +455,7 @@ def train_attgan(
                     len(dataset.bad_files),
                     ", ".join(sorted(dataset.bad_files)[:20]),
                 )
+        barrier(dist_info)  # no process tears the group down while another still works
     finally:
         cleanup_distributed(dist_info)
     return run_dir
