@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 from faceedit import __version__
@@ -46,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _run(argv)
+    if _is_torchrun_worker():
+        _exit_now(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     from faceedit.errors import FaceeditError
 
     parser = build_parser()
@@ -62,3 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         print("faceedit: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _is_torchrun_worker() -> bool:
+    """True in a process that ``torchrun`` started as one of several workers."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _exit_now(code: int) -> None:
+    """End a torchrun worker without interpreter finalisation.
+
+    Once a training command has returned, its outputs are written and closed and the
+    process group is gone. What remains is Python's and C++'s teardown, where the gloo
+    backend's native threads sometimes meet a destructor out of order and abort the
+    process ("terminate called without an active exception"): torchrun then reports a
+    finished run as failed. ``os._exit`` skips that teardown.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
