@@ -110,6 +110,7 @@ def configs_from_setting(setting: dict[str, Any]):
         thres_int=float(s.get("thres_int", 0.5)),
         test_int=float(s.get("test_int", 1.0)),
         style_dim=style_dim,
+        conflict_rules=str(s.get("conflict_rules", "release")),
     )
     D = AttGANDiscriminatorConfig(
         dim=int(s.get("dis_dim", 64)),
@@ -312,6 +313,8 @@ def setting_from_config(model) -> dict[str, Any]:
     }
     if g.style_dim:
         out["style_dim"] = g.style_dim
+    if g.conflict_rules != "release":
+        out["conflict_rules"] = g.conflict_rules
     if d is not None:
         out.update(
             dis_dim=d.dim,

@@ -3,7 +3,8 @@
 
 - **flip every attribute** in turn, each at ``test_int`` strength, with the release's
   conflict rules (bald / receding hairline vs bangs, a single hair colour, straight vs
-  wavy hair, mustache vs no beard);
+  wavy hair, mustache vs no beard), or the avatar domain's (a hat or a bald head shows
+  no hair colour) for models whose config names them;
 - **slide** one attribute from ``min`` to ``max`` in ``steps`` values;
 - **several attributes** at once, each with its own strength;
 - the notebook's **labelled grid**: input, reconstruction, one panel per attribute.
@@ -40,37 +41,76 @@ CONFLICTS: dict[str, tuple[str, ...]] = {
     "No_Beard": ("Mustache",),
 }
 
+_AVATAR_HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair")
+# The avatar domain (faceedit.data.avatars): a hat hides the hair, the bald top draws
+# none, and a hair colour needs hair that shows. These are the label couplings of
+# ``COUPLED_ATTRIBUTES`` there; an edit condition that breaks them asks the generator
+# for a combination it never saw in training.
+AVATAR_CONFLICTS: dict[str, tuple[str, ...]] = {
+    "Bald": (*_AVATAR_HAIR, "Wearing_Hat"),
+    "Wearing_Hat": (*_AVATAR_HAIR, "Bald"),
+    **{c: (*(o for o in _AVATAR_HAIR if o != c), "Wearing_Hat") for c in _AVATAR_HAIR},
+    "Mustache": ("No_Beard",),
+    "No_Beard": ("Mustache",),
+}
+
+# the rule sets a model's ``conflict_rules`` may name
+CONFLICT_RULES: dict[str, dict[str, tuple[str, ...]]] = {
+    "release": CONFLICTS,
+    "avatars": AVATAR_CONFLICTS,
+}
+
+
+def conflict_rules(name: str) -> dict[str, tuple[str, ...]]:
+    """The rule set called ``name`` (see :data:`CONFLICT_RULES`)."""
+    try:
+        return CONFLICT_RULES[name]
+    except KeyError:
+        raise FaceeditError(
+            f"unknown conflict rules {name!r} (known: {', '.join(CONFLICT_RULES)})"
+        ) from None
+
 
 def resolve_conflicts(
-    att: torch.Tensor, changed: str, names: Sequence[str], keep: Sequence[str] = ()
+    att: torch.Tensor,
+    changed: str,
+    names: Sequence[str],
+    keep: Sequence[str] = (),
+    rules: Mapping[str, Sequence[str]] = CONFLICTS,
 ) -> torch.Tensor:
     """Turn off the attributes that contradict ``changed`` when it is on.
 
     ``att {0,1} [N, n_attrs]`` (modified copy returned); ``keep`` names are never touched
-    (attributes the user set explicitly).
+    (attributes the user set explicitly); ``rules`` maps an attribute to those it excludes.
     """
     att = att.clone()
     if changed not in names:
         return att
     on = att[:, names.index(changed)] > 0.5
-    for other in CONFLICTS.get(changed, ()):
+    for other in rules.get(changed, ()):
         if other in names and other not in keep:
             j = names.index(other)
             att[on, j] = 0.0
     return att
 
 
-def flip_targets(att: torch.Tensor, names: Sequence[str], thres_int: float, test_int: float):
+def flip_targets(
+    att: torch.Tensor,
+    names: Sequence[str],
+    thres_int: float,
+    test_int: float,
+    rules: Mapping[str, Sequence[str]] = CONFLICTS,
+):
     """The release's "flip each attribute" inputs: ``[n_attrs, N, n_attrs]``.
 
-    For attribute ``i``: ``b = 1 - a`` on attribute ``i`` only, conflicts resolved,
-    scaled to ``+-thres_int``, and attribute ``i`` itself to ``+-test_int``.
+    For attribute ``i``: ``b = 1 - a`` on attribute ``i`` only, conflicts resolved with
+    ``rules``, scaled to ``+-thres_int``, and attribute ``i`` itself to ``+-test_int``.
     """
     out = []
     for i, name in enumerate(names):
         b = att.clone().float()
         b[:, i] = 1 - b[:, i]
-        b = resolve_conflicts(b, name, names)
+        b = resolve_conflicts(b, name, names, rules=rules)
         b_ = (b * 2 - 1) * thres_int
         b_[:, i] = b_[:, i] * (test_int / thres_int)
         out.append(b_)
@@ -91,7 +131,8 @@ def flip_grid_images(
     names = list(G.config.attrs)
     att_ = (att.float() * 2 - 1) * thres_int
     cols = [_to_uint8(img), _to_uint8(G(img, att_))]
-    for b_ in flip_targets(att, names, thres_int, test_int):
+    rules = conflict_rules(G.config.conflict_rules)
+    for b_ in flip_targets(att, names, thres_int, test_int, rules):
         cols.append(_to_uint8(G(img, b_)))
     cells = [[c[r] for c in cols] for r in range(len(img))]
     labels = ["input", "recon"] + [n.replace("_", "\n") for n in names]
@@ -147,6 +188,7 @@ class AttGANEditor:
         self.config = self.G.config
         self.device = next(self.G.parameters()).device
         self.names = list(self.config.attrs)
+        self.rules = conflict_rules(self.config.conflict_rules)
         self._fast = self.G.inference_copy() if fast else None
 
     # ------------------------------------------------------------------ basics
@@ -270,7 +312,7 @@ class AttGANEditor:
         for k, v in strengths.items():
             b[:, self.names.index(k)] = float(v > 0)
         for k in strengths:
-            b = resolve_conflicts(b, k, self.names, keep=list(strengths))
+            b = resolve_conflicts(b, k, self.names, keep=list(strengths), rules=self.rules)
         target = (b * 2 - 1) * self.config.thres_int
         for k, v in strengths.items():
             target[:, self.names.index(k)] = float(v)
@@ -300,7 +342,7 @@ class AttGANEditor:
         img = self.preprocess(image)
         att = self.current_attrs(img, current)
         ti = self.config.test_int if test_int is None else float(test_int)
-        targets = flip_targets(att, self.names, self.config.thres_int, ti)
+        targets = flip_targets(att, self.names, self.config.thres_int, ti, self.rules)
         flips = torch.stack([self.generate(img, t) for t in targets])
         return img, self.reconstruct(img, att), flips
 
@@ -366,7 +408,10 @@ class AttGANEditor:
 __all__ = [
     "AttGANEditResult",
     "AttGANEditor",
+    "AVATAR_CONFLICTS",
     "CONFLICTS",
+    "CONFLICT_RULES",
+    "conflict_rules",
     "flip_targets",
     "resolve_conflicts",
 ]

@@ -119,7 +119,7 @@ def evaluate_attgan(
     """
     from tqdm.auto import tqdm
 
-    from faceedit.editing.attgan import flip_targets
+    from faceedit.editing.attgan import conflict_rules, flip_targets
     from faceedit.nets.attgan import AttGAN, fast_generate
 
     if not isinstance(model, AttGAN):
@@ -154,7 +154,8 @@ def evaluate_attgan(
         a01, r01 = (img + 1) / 2, (recon.clamp(-1, 1) + 1) / 2
         psnrs.append(psnr(r01, a01, data_range=1.0))
         ssims.append(ssim(r01, a01, data_range=1.0))
-        for i, target in enumerate(flip_targets(att, names, cfg.thres_int, ti)):
+        rules = conflict_rules(cfg.conflict_rules)
+        for i, target in enumerate(flip_targets(att, names, cfg.thres_int, ti, rules)):
             edited = fast_generate(fast, img, target)
             pred = (clf(edited)[:, i] > 0).float()
             correct[i] += (pred == 1 - att[:, i]).sum()

@@ -94,6 +94,9 @@ class AttGANGeneratorConfig:
     thres_int: float = 0.5
     test_int: float = 1.0
     style_dim: int = 0
+    # which attributes an edit switches off with the one it switches on: a name in
+    # faceedit.editing.attgan.CONFLICT_RULES ("release": the release's rules for CelebA)
+    conflict_rules: str = "release"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enc_norm", _norm_name(self.enc_norm))

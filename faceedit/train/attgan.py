@@ -99,6 +99,7 @@ class AttGANTrainConfig:
     b_distribution: str = "none"  # none | uniform | truncated_normal
     thres_int: float = 0.5
     test_int: float = 1.0
+    conflict_rules: str = "release"  # "avatars" for `faceedit data avatars` datasets
     # bookkeeping
     n_samples: int = 16
     save_interval: int = 1000
@@ -123,6 +124,12 @@ class AttGANTrainConfig:
             raise FaceeditError("n_d must be >= 0")
         if not self.attrs:
             raise FaceeditError("attrs: choose at least one attribute")
+        from faceedit.editing.attgan import CONFLICT_RULES
+
+        if self.conflict_rules not in CONFLICT_RULES:
+            raise FaceeditError(
+                f"conflict_rules {self.conflict_rules!r}: choose {' or '.join(CONFLICT_RULES)}"
+            )
 
     def setting(self) -> dict[str, Any]:
         """The fields in the release's ``setting.txt`` layout (plus ``n_attrs``, ``betas``)."""

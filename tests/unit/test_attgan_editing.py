@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from faceedit.editing.attgan import AttGANEditor, flip_targets, resolve_conflicts
+from faceedit.editing.attgan import (
+    AVATAR_CONFLICTS,
+    AttGANEditor,
+    flip_targets,
+    resolve_conflicts,
+)
 from faceedit.errors import FaceeditError
 from faceedit.nets.attgan import (
     DEFAULT_ATTRS,
@@ -19,9 +24,12 @@ from faceedit.nets.attgan import (
 NAMES = list(DEFAULT_ATTRS)
 
 
-def _model(style_dim: int = 0) -> AttGAN:
+def _model(style_dim: int = 0, attrs=DEFAULT_ATTRS, rules: str = "release") -> AttGAN:
     torch.manual_seed(0)
     g = AttGANGeneratorConfig(
+        attrs=tuple(attrs),
+        n_attrs=len(attrs),
+        conflict_rules=rules,
         enc_dim=4,
         dec_dim=4,
         enc_layers=3,
@@ -30,7 +38,9 @@ def _model(style_dim: int = 0) -> AttGAN:
         inject_layers=1,
         style_dim=style_dim,
     )
-    d = AttGANDiscriminatorConfig(dim=4, n_layers=3, fc_dim=8, img_size=32, style_dim=style_dim)
+    d = AttGANDiscriminatorConfig(
+        dim=4, n_layers=3, fc_dim=8, img_size=32, style_dim=style_dim, n_attrs=len(attrs)
+    )
     return AttGAN(AttGANConfig(G=g, D=d)).eval()
 
 
@@ -54,6 +64,52 @@ def test_conflict_rules() -> None:
     # names the user set explicitly are kept
     a = resolve_conflicts(_att(Bald=1, Bangs=1), "Bald", NAMES, keep=["Bangs"])
     assert a[0, NAMES.index("Bangs")] == 1
+
+
+AVATAR_NAMES = ["Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Wearing_Hat", "Smiling"]
+
+
+def _avatar_att(**on) -> torch.Tensor:
+    a = torch.zeros(1, len(AVATAR_NAMES))
+    for k, v in on.items():
+        a[0, AVATAR_NAMES.index(k)] = v
+    return a
+
+
+def test_avatar_conflict_rules_follow_what_a_hat_or_a_bald_head_hides() -> None:
+    n = AVATAR_NAMES
+    a = resolve_conflicts(
+        _avatar_att(Wearing_Hat=1, Black_Hair=1, Bald=1), "Wearing_Hat", n, rules=AVATAR_CONFLICTS
+    )
+    assert a[0].tolist() == _avatar_att(Wearing_Hat=1)[0].tolist()
+    a = resolve_conflicts(
+        _avatar_att(Bald=1, Blond_Hair=1, Wearing_Hat=1), "Bald", n, rules=AVATAR_CONFLICTS
+    )
+    assert a[0].tolist() == _avatar_att(Bald=1)[0].tolist()
+    a = resolve_conflicts(
+        _avatar_att(Brown_Hair=1, Black_Hair=1, Wearing_Hat=1, Bald=1),
+        "Brown_Hair",
+        n,
+        rules=AVATAR_CONFLICTS,
+    )
+    # a balding top still shows hair, so Bald may stay with a colour
+    assert a[0].tolist() == _avatar_att(Brown_Hair=1, Bald=1)[0].tolist()
+    # the release's rules leave the hair colour under a hat alone
+    a = resolve_conflicts(_avatar_att(Wearing_Hat=1, Black_Hair=1), "Wearing_Hat", n)
+    assert a[0, n.index("Black_Hair")] == 1
+
+
+def test_the_editor_uses_the_rules_its_model_names() -> None:
+    img = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    current = {**dict.fromkeys(AVATAR_NAMES, 0.0), "Black_Hair": 1.0}
+    for rules, hair in (("avatars", -0.5), ("release", 0.5)):
+        editor = AttGANEditor(_model(attrs=AVATAR_NAMES, rules=rules))
+        res = editor.edit(img, {"Wearing_Hat": 1.0}, current=current)
+        assert res.target[0, AVATAR_NAMES.index("Black_Hair")] == hair
+        flips = flip_targets(_avatar_att(Black_Hair=1), AVATAR_NAMES, 0.5, 1.0, editor.rules)
+        assert flips[AVATAR_NAMES.index("Wearing_Hat"), 0, 1] == hair
+    with pytest.raises(FaceeditError, match="unknown conflict rules"):
+        AttGANEditor(_model(attrs=AVATAR_NAMES, rules="celebA-ish"))
 
 
 def test_flip_targets_use_test_int_on_the_flipped_attribute() -> None:

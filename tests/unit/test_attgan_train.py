@@ -130,3 +130,16 @@ def test_yaml_config_and_errors(toy_data, tmp_path) -> None:
         tiny_cfg(toy_data, tmp_path, mode="hinge")
     with pytest.raises(FaceeditError, match="fewer than one batch"):
         train_attgan(tiny_cfg(toy_data, tmp_path / "z", batch_size=64))
+
+
+def test_conflict_rules_travel_from_the_config_into_the_saved_model(toy_data, tmp_path) -> None:
+    from faceedit.checkpoints import load
+    from faceedit.train.attgan import build_model
+
+    with pytest.raises(FaceeditError, match="conflict_rules 'hats'"):
+        tiny_cfg(toy_data, tmp_path, conflict_rules="hats")
+    model = build_model(tiny_cfg(toy_data, tmp_path, conflict_rules="avatars"))
+    assert model.G.config.conflict_rules == "avatars"
+    model.save_pretrained(tmp_path / "m")
+    assert load(tmp_path / "m").G.config.conflict_rules == "avatars"
+    assert build_model(tiny_cfg(toy_data, tmp_path)).G.config.conflict_rules == "release"
