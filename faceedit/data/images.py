@@ -148,5 +148,6 @@ def uint8_to_tensor(rgb: np.ndarray):
     """``uint8 [H, W, 3]`` -> float ``[1, 3, H, W]`` in [-1, 1]."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
+    # a float copy: the input may be a read-only view (torch warns on non-writable arrays)
+    x = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)
     return (x / 127.5 - 1.0).unsqueeze(0)
