@@ -8,7 +8,12 @@ it is off, off when it is on) and the shipped oracle reads the edited image:
   (:func:`faceedit.data.avatars.edit_attribute`: the same avatar with only that attribute
   changed; e.g. putting a hat on legitimately hides the hair colour);
 - **identity**: the rendering parameters that show in the counterfactual and that the edit
-  did not have to change (eyes, eyebrows, skin, clothes, ...) are predicted unchanged.
+  did not have to change (eyes, eyebrows, skin, clothes, ...) are predicted unchanged;
+- **PSNR to the truth**: the edit against the rendered counterfactual, next to the
+  model's unedited output (its reconstruction) against it, which is what doing nothing
+  scores. The oracle can be fooled by texture that no clean edit would paint; pixels
+  cannot. An edit that reads as done but scores no better than doing nothing did not
+  really draw the change.
 
 Reconstruction PSNR (the model's unedited output against the avatar) is reported too.
 Results: ``avatar_eval.json``, ``avatar_eval.csv``, ``avatar_eval.md`` and a bar chart.
@@ -53,6 +58,8 @@ class AttributeResult:
     target_change: float
     preservation: float
     identity: float
+    truth_psnr: float | None = None  # dB, edit vs ground-truth counterfactual
+    unedited_truth_psnr: float | None = None  # dB, the model's unedited output vs the same
 
 
 @dataclass
@@ -66,21 +73,28 @@ class AvatarEvalReport:
     preservation: float
     identity: float
     psnr: float | None
+    truth_psnr: float | None = None
+    unedited_truth_psnr: float | None = None
 
     def table(self) -> str:
         lines = [
             f"| attribute ({self.method}, strength {self.strength:g}) | edits | target changed "
-            "| others preserved | identity preserved |",
-            "| --- | --- | --- | --- | --- |",
+            "| others preserved | identity preserved | PSNR to truth (unedited) |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
+
+        def db(edit: float | None, unedited: float | None) -> str:
+            return "n/a" if edit is None else f"{edit:.1f} dB ({unedited:.1f} dB)"
+
         for r in self.rows:
             lines.append(
                 f"| {r.attribute} | {r.n} | {r.target_change:.1%} | {r.preservation:.1%} "
-                f"| {r.identity:.1%} |"
+                f"| {r.identity:.1%} | {db(r.truth_psnr, r.unedited_truth_psnr)} |"
             )
         lines.append(
             f"| **mean** | {sum(r.n for r in self.rows)} | {self.target_change:.1%} "
-            f"| {self.preservation:.1%} | {self.identity:.1%} |"
+            f"| {self.preservation:.1%} | {self.identity:.1%} "
+            f"| {db(self.truth_psnr, self.unedited_truth_psnr)} |"
         )
         if self.psnr is not None:
             lines.append(f"\nReconstruction PSNR: {self.psnr:.2f} dB")
@@ -187,28 +201,34 @@ def evaluate_avatar_edits(
         raise FaceeditError(f"the avatar oracle does not know {unknown}; it reads {names}")
     if not edit_attributes:
         raise FaceeditError("no attribute to evaluate (the model and the oracle share none)")
-    hits = {a: [0, 0, 0.0, 0.0] for a in edit_attributes}  # n, target, preserved, identity
+    # n, target, preserved, identity, PSNR edit-truth, PSNR unedited-truth
+    hits = {a: [0, 0, 0.0, 0.0, 0.0, 0.0] for a in edit_attributes}
     psnrs: list[float] = []
     for record in tqdm(records, desc="evaluating edits", unit="avatar", disable=not progress):
         image = render_record(record, size)
         truth = attributes(record)
+        # the model's unedited output: what "no edit" looks like through the model
+        unedited = image if reconstruct is None else reconstruct(image)
         if reconstruct is not None:
-            rec = reconstruct(image).astype(np.float64)
-            mse = np.mean((rec - image.astype(np.float64)) ** 2)
-            # an exact reconstruction counts as 100 dB rather than infinity
-            psnrs.append(min(100.0, 10 * np.log10(255.0**2 / max(mse, 1e-12))))
+            psnrs.append(_psnr(unedited, image))
         edited = [
             edit(image, {a: strength if truth[a] < 0 else -strength}) for a in edit_attributes
         ]
+        truths = [
+            render_record(edit_attribute(record, a, truth[a] < 0), size) for a in edit_attributes
+        ]
         verdicts = judge_edits(oracle, [(record, a, truth[a] < 0) for a in edit_attributes], edited)
-        for a, v in zip(edit_attributes, verdicts, strict=True):
+        for a, v, out, want in zip(edit_attributes, verdicts, edited, truths, strict=True):
             h = hits[a]
             h[0] += 1
             h[1] += int(v.target_changed)
             h[2] += v.preservation
             h[3] += v.identity
+            h[4] += _psnr(out, want)
+            h[5] += _psnr(unedited, want)
     rows = [
-        AttributeResult(a, h[0], h[1] / h[0], h[2] / h[0], h[3] / h[0]) for a, h in hits.items()
+        AttributeResult(a, h[0], h[1] / h[0], h[2] / h[0], h[3] / h[0], h[4] / h[0], h[5] / h[0])
+        for a, h in hits.items()
     ]
     return AvatarEvalReport(
         method=method,
@@ -220,7 +240,15 @@ def evaluate_avatar_edits(
         preservation=float(np.mean([r.preservation for r in rows])),
         identity=float(np.mean([r.identity for r in rows])),
         psnr=float(np.mean(psnrs)) if psnrs else None,
+        truth_psnr=float(np.mean([r.truth_psnr for r in rows])),
+        unedited_truth_psnr=float(np.mean([r.unedited_truth_psnr for r in rows])),
     )
+
+
+def _psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR in dB of two ``uint8`` images; an exact match counts as 100 dB, not infinity."""
+    mse = np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2)
+    return float(min(100.0, 10 * np.log10(255.0**2 / max(mse, 1e-12))))
 
 
 def editor_functions(editor) -> tuple[EditFn, ReconstructFn]:

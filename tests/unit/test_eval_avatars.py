@@ -36,6 +36,9 @@ def test_a_perfect_editor_scores_near_one(oracle, records):
     assert report.target_change >= 0.95
     assert report.preservation >= 0.97 and report.identity >= 0.9
     assert {r.attribute for r in report.rows} == set(ATTRS) and all(r.n == 24 for r in report.rows)
+    # pixels agree: every edit is the counterfactual itself, which doing nothing is not
+    assert all(r.truth_psnr == pytest.approx(100.0) for r in report.rows)
+    assert all(r.unedited_truth_psnr < 40.0 for r in report.rows)
 
 
 def test_a_do_nothing_editor_changes_nothing(oracle, records):
@@ -51,6 +54,9 @@ def test_a_do_nothing_editor_changes_nothing(oracle, records):
     assert report.target_change <= 0.05  # the flipped value never shows
     assert report.identity >= 0.9
     assert report.psnr == pytest.approx(100.0)  # exact reconstruction (capped MSE)
+    for r in report.rows:
+        assert r.truth_psnr == pytest.approx(r.unedited_truth_psnr)
+    assert report.truth_psnr < 40.0
 
 
 def test_unknown_attribute_and_empty_sets(oracle, records):
@@ -68,6 +74,8 @@ def test_report_files(oracle, records, tmp_path):
     assert json.loads(paths["json"].read_text())["n_avatars"] == 4
     assert paths["csv"].read_text().splitlines()[0].startswith("attribute,n,target_change")
     assert "| **mean** |" in paths["md"].read_text() and paths["png"].stat().st_size > 1000
+    assert "PSNR to truth (unedited)" in paths["md"].read_text()
+    assert "truth_psnr" in paths["csv"].read_text().splitlines()[0]
 
 
 def test_cli_on_a_tiny_attgan(tmp_path, capsys):
