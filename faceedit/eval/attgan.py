@@ -137,6 +137,7 @@ def evaluate_attgan(
     fast = G.inference_copy()
     cfg = G.config
     ti = cfg.test_int if test_int is None else test_int
+    rules = conflict_rules(cfg.conflict_rules)
     n_total = len(dataset) if max_images is None else min(len(dataset), max_images)
     if n_total == 0:
         raise FaceeditError("no images to evaluate")
@@ -154,7 +155,6 @@ def evaluate_attgan(
         a01, r01 = (img + 1) / 2, (recon.clamp(-1, 1) + 1) / 2
         psnrs.append(psnr(r01, a01, data_range=1.0))
         ssims.append(ssim(r01, a01, data_range=1.0))
-        rules = conflict_rules(cfg.conflict_rules)
         for i, target in enumerate(flip_targets(att, names, cfg.thres_int, ti, rules)):
             edited = fast_generate(fast, img, target)
             pred = (clf(edited)[:, i] > 0).float()

@@ -46,6 +46,7 @@ from tqdm import tqdm
 from faceedit.data.avatars import attributes, render_record
 from faceedit.errors import FaceeditError
 from faceedit.eval.avatars import judge_edits
+from faceedit.eval.metrics import psnr_uint8
 
 # edit(ws [N, num_ws, w_dim], attribute, alpha [N]) -> ws [N, num_ws, w_dim]
 LatentEditFn = Callable[[torch.Tensor, str, torch.Tensor], torch.Tensor]
@@ -210,10 +211,7 @@ def sweep_avatar_edits(
     for sl in tqdm(batches, desc="inverting avatars", unit="batch", disable=not progress):
         ws_b = invert(images[sl])
         ws_parts.append(ws_b)
-        rec = synthesize(ws_b).astype(np.float64)
-        mse = ((rec - images[sl].astype(np.float64)) ** 2).reshape(len(rec), -1).mean(1)
-        # an exact reconstruction counts as 100 dB rather than infinity
-        psnrs += np.minimum(100.0, 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12))).tolist()
+        psnrs += psnr_uint8(synthesize(ws_b), images[sl]).tolist()
     ws = torch.cat(ws_parts)
     truth = [attributes(r) for r in records]
     rows: list[dict] = []

@@ -42,6 +42,7 @@ from faceedit.data.avatars import (
     visible_parameters,
 )
 from faceedit.errors import FaceeditError
+from faceedit.eval.metrics import psnr_uint8
 
 # edit(image uint8 [S, S, 3], {attr: strength}) -> edited uint8 [S, S, 3]
 EditFn = Callable[[np.ndarray, Mapping[str, float]], np.ndarray]
@@ -210,7 +211,7 @@ def evaluate_avatar_edits(
         # the model's unedited output: what "no edit" looks like through the model
         unedited = image if reconstruct is None else reconstruct(image)
         if reconstruct is not None:
-            psnrs.append(_psnr(unedited, image))
+            psnrs.append(float(psnr_uint8(unedited, image)))
         edited = [
             edit(image, {a: strength if truth[a] < 0 else -strength}) for a in edit_attributes
         ]
@@ -224,8 +225,8 @@ def evaluate_avatar_edits(
             h[1] += int(v.target_changed)
             h[2] += v.preservation
             h[3] += v.identity
-            h[4] += _psnr(out, want)
-            h[5] += _psnr(unedited, want)
+            h[4] += float(psnr_uint8(out, want))
+            h[5] += float(psnr_uint8(unedited, want))
     rows = [
         AttributeResult(a, h[0], h[1] / h[0], h[2] / h[0], h[3] / h[0], h[4] / h[0], h[5] / h[0])
         for a, h in hits.items()
@@ -243,12 +244,6 @@ def evaluate_avatar_edits(
         truth_psnr=float(np.mean([r.truth_psnr for r in rows])),
         unedited_truth_psnr=float(np.mean([r.unedited_truth_psnr for r in rows])),
     )
-
-
-def _psnr(image: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB of two ``uint8`` images; an exact match counts as 100 dB, not infinity."""
-    mse = np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2)
-    return float(min(100.0, 10 * np.log10(255.0**2 / max(mse, 1e-12))))
 
 
 def editor_functions(editor) -> tuple[EditFn, ReconstructFn]:

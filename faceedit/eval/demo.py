@@ -35,6 +35,7 @@ from tqdm import tqdm
 from faceedit.data.avatars import attributes, render_record
 from faceedit.errors import FaceeditError
 from faceedit.eval.avatars import Verdict, held_out_records, judge_edits
+from faceedit.eval.metrics import psnr_uint8
 
 DEFAULT_ATTRS = ("Smiling", "Eyeglasses", "Blond_Hair", "Wearing_Hat", "Mustache")
 DEFAULT_STRENGTHS = (0.5, 1.0)
@@ -87,11 +88,7 @@ class MethodRun:
 
     def psnr(self) -> float:
         """Mean reconstruction PSNR in dB (capped at 100 for an exact copy)."""
-        out = []
-        for a, b in zip(self.inputs, self.recons, strict=True):
-            mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-            out.append(min(100.0, 10 * np.log10(255.0**2 / max(mse, 1e-12))))
-        return float(np.mean(out))
+        return float(np.mean(psnr_uint8(np.stack(self.inputs), np.stack(self.recons))))
 
     def summary(self) -> str:
         n = len(self.edits)

@@ -1,9 +1,10 @@
 """Image similarity metrics: PSNR and SSIM (Wang et al., IEEE TIP 2004; Gaussian window 11,
 sigma 1.5), differentiable, on any device. ``data_range`` is 2 for images in [-1, 1] and
-1 for images in [0, 1]."""
+1 for images in [0, 1]. :func:`psnr_uint8` is PSNR for rendered ``uint8`` pictures."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +13,16 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Ten
     """Per-image PSNR in dB of ``[N, C, H, W]`` images (range 2 for [-1, 1]) -> ``[N]``."""
     mse = (a.float() - b.float()).square().flatten(1).mean(1).clamp(min=1e-12)
     return 10 * torch.log10(data_range**2 / mse)
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR in dB of ``uint8 [..., H, W, 3]`` images, one value per image (``[...]``).
+
+    An exact copy counts as 100 dB rather than infinity, so means stay finite.
+    """
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    mse = np.mean(diff**2, axis=(-3, -2, -1))
+    return np.minimum(100.0, 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)))
 
 
 def ssim(

@@ -44,10 +44,11 @@ def _model(style_dim: int = 0, attrs=DEFAULT_ATTRS, rules: str = "release") -> A
     return AttGAN(AttGANConfig(G=g, D=d)).eval()
 
 
-def _att(**on) -> torch.Tensor:
-    a = torch.zeros(1, len(NAMES))
+def _att(names=NAMES, **on) -> torch.Tensor:
+    """``[1, len(names)]`` attributes, zero except those given."""
+    a = torch.zeros(1, len(names))
     for k, v in on.items():
-        a[0, NAMES.index(k)] = v
+        a[0, names.index(k)] = v
     return a
 
 
@@ -70,10 +71,7 @@ AVATAR_NAMES = ["Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Wearing_Hat",
 
 
 def _avatar_att(**on) -> torch.Tensor:
-    a = torch.zeros(1, len(AVATAR_NAMES))
-    for k, v in on.items():
-        a[0, AVATAR_NAMES.index(k)] = v
-    return a
+    return _att(AVATAR_NAMES, **on)
 
 
 def test_avatar_conflict_rules_follow_what_a_hat_or_a_bald_head_hides() -> None:
@@ -189,3 +187,13 @@ def test_psnr_ssim_known_values() -> None:
     assert torch.allclose(psnr(a, b, data_range=1.0), 10 * torch.log10(1 / mse))
     noisy = (a + 0.3 * torch.randn_like(a)).clamp(0, 1)
     assert (ssim(a, noisy, data_range=1.0) < ssim(a, b, data_range=1.0)).all()
+
+
+def test_psnr_uint8_per_image_and_capped() -> None:
+    from faceedit.eval.metrics import psnr_uint8
+
+    a = np.zeros((2, 8, 8, 3), np.uint8)
+    b = a.copy()
+    b[1] = 1  # off by one everywhere: MSE 1
+    assert psnr_uint8(a, b).tolist() == pytest.approx([100.0, 20 * np.log10(255.0)])
+    assert float(psnr_uint8(a[1], b[1])) == pytest.approx(20 * np.log10(255.0))
