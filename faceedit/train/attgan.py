@@ -16,6 +16,17 @@ head recovers them; ``lambda_style * ||Q(G(x, b, theta)) - theta||^2`` over the
 attributes that are on (a Gaussian lower bound on their mutual information) is
 minimised by both networks.
 
+Two additions for fine-tuning (neither is in the release):
+
+- ``init_from`` starts a run from the generator and discriminator of a trained model of
+  the same architecture (fresh optimisers, step 0), e.g. a model that faceedit ships;
+- ``cls_blur > 0`` makes the classifier loss robust to pixel noise. A generator can meet
+  ``BCE(cls(G(x, b)), b)`` by painting high-frequency patterns that fool the classifier
+  head instead of drawing the attribute (a bald head, new hair). With ``cls_blur`` the
+  generator's classification loss reads a Gaussian-blurred copy of its edits (sigma drawn
+  per step in ``[cls_blur / 2, cls_blur]`` pixels), and the head learns the real images
+  both sharp (it reads the current attributes of sharp photos at edit time) and blurred.
+
 Checkpoints hold G, D, both optimisers, the step, both configs and RNG states, and are
 written atomically; randomness per step comes from a generator seeded by
 ``(seed, step, rank)``, so a resumed run continues exactly like an uninterrupted one.
@@ -100,6 +111,8 @@ class AttGANTrainConfig:
     thres_int: float = 0.5
     test_int: float = 1.0
     conflict_rules: str = "release"  # "avatars" for `faceedit data avatars` datasets
+    cls_blur: float = 0.0  # > 0: blur (sigma, px) under the generator's classification loss
+    init_from: str = ""  # start from this model's G and D (model dir, shipped name, run dir)
     # bookkeeping
     n_samples: int = 16
     save_interval: int = 1000
@@ -124,6 +137,8 @@ class AttGANTrainConfig:
             raise FaceeditError("n_d must be >= 0")
         if not self.attrs:
             raise FaceeditError("attrs: choose at least one attribute")
+        if not (0.0 <= self.cls_blur <= 8.0):
+            raise FaceeditError(f"cls_blur {self.cls_blur}: a blur sigma from 0 to 8 pixels")
         from faceedit.editing.attgan import CONFLICT_RULES
 
         if self.conflict_rules not in CONFLICT_RULES:
@@ -198,6 +213,29 @@ def style_loss(pred: torch.Tensor, theta: torch.Tensor, on: torch.Tensor) -> tor
     """
     mask = on[:, :, None].expand_as(theta)
     return ((pred - theta) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``img [N, C, H, W]`` blurred by a Gaussian of ``sigma`` pixels (reflected borders).
+
+    Separable and differentiable: gradients through it are low-pass as well, which is
+    what keeps the generator from meeting the classification loss with pixel noise.
+    """
+    radius = min(max(1, math.ceil(3 * sigma)), min(img.shape[-2:]) - 1)
+    x = torch.arange(-radius, radius + 1, dtype=img.dtype, device=img.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    c = img.shape[1]
+    out = F.pad(img, (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def draw_blur_sigma(cfg: AttGANTrainConfig, gen: torch.Generator) -> float:
+    """This step's classifier blur: uniform in ``[cls_blur / 2, cls_blur]`` (0: off)."""
+    if cfg.cls_blur <= 0:
+        return 0.0
+    return cfg.cls_blur * (0.5 + 0.5 * float(torch.rand((), generator=gen)))
 
 
 def target_attrs(att_b: torch.Tensor, cfg: AttGANTrainConfig, gen: torch.Generator):
@@ -351,6 +389,8 @@ def train_attgan(
                 ) from None
             step = int(ck["step"])
             set_rng_state(ck.get("rng", {}))
+        elif cfg.init_from:
+            _init_from(model, cfg.init_from)
 
         g_step, d_step = _GenStep(G), _DisStep(D)
         d_plain = d_step
@@ -412,17 +452,19 @@ def train_attgan(
             if cfg.style_dim > 0:
                 shape = (len(att_a), len(cfg.attrs), cfg.style_dim)
                 style = (torch.rand(shape, generator=gen) * 2 - 1).to(device)
-            img_a, att_a, att_b = img_a.to(device), att_a.to(device), att_b.to(device)
-            att_a_, att_b_ = att_a_.to(device), att_b_.to(device)
-
+            x = _StepInputs(
+                img_a.to(device),
+                att_a.to(device),
+                att_b.to(device),
+                att_a_.to(device),
+                att_b_.to(device),
+                style,
+                draw_blur_sigma(cfg, gen),
+            )
             if (step + 1) % (cfg.n_d + 1) != 0:
-                losses = _critic_step(
-                    cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen, concat_d
-                )
+                losses = _critic_step(cfg, G, d_step, opt_D, x, gen, concat_d)
             else:
-                losses = _generator_step(
-                    cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_, att_b_, style
-                )
+                losses = _generator_step(cfg, g_step, d_plain, D, opt_G, x)
             finite_or_raise(losses)
             step += 1
             bar.update(1)
@@ -468,9 +510,25 @@ def train_attgan(
     return run_dir
 
 
-def _critic_step(cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen, concat_d):
+@dataclass(frozen=True)
+class _StepInputs:
+    """One step's batch: images ``[N, 3, H, W]``, {0,1} labels ``att_a`` and shuffled
+    targets ``att_b [N, n_attrs]``, their generator inputs ``att_a_``/``att_b_``, style
+    controllers (or None) and the classifier blur of this step (0: none)."""
+
+    img_a: torch.Tensor
+    att_a: torch.Tensor
+    att_b: torch.Tensor
+    att_a_: torch.Tensor
+    att_b_: torch.Tensor
+    style: torch.Tensor | None
+    blur_sigma: float
+
+
+def _critic_step(cfg, G, d_step, opt_D, x: _StepInputs, gen, concat_d):
+    img_a, att_a, att_b, style, sigma = x.img_a, x.att_a, x.att_b, x.style, x.blur_sigma
     with torch.no_grad():
-        fake = G(img_a, att_b_, style)
+        fake = G(img_a, x.att_b_, style)
     n = len(img_a)
     alpha = torch.rand((n, 1, 1, 1), generator=gen).to(img_a.device)
     if cfg.mode == "wgan":
@@ -479,19 +537,26 @@ def _critic_step(cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen,
         beta = torch.rand(img_a.shape, generator=gen).to(img_a.device)
         other = img_a + 0.5 * img_a.var().sqrt() * beta
     inter = (img_a + alpha * (other - img_a)).requires_grad_(True)
+    batch = [img_a, fake, inter]
+    if sigma > 0:  # the head learns blurred reals too: it judges blurred edits (cls_blur)
+        batch.append(gaussian_blur(img_a, sigma))
     if concat_d:
-        # one forward: per-sample norms make this equal to three separate calls
-        adv, cls, sty = d_step(torch.cat([img_a, fake, inter]))
-        d_real, d_fake, d_inter = adv.split(n)
+        # one forward: per-sample norms make this equal to separate calls
+        adv, cls, sty = d_step(torch.cat(batch))
+        d_real, d_fake, d_inter = adv[: 3 * n].split(n)
         dc_real = cls[:n]
+        dc_blurred = cls[3 * n :]
         sty_fake = None if sty is None else sty[n : 2 * n]
     else:
         d_real, dc_real, _ = d_step(img_a)
         d_fake, _, sty_fake = d_step(fake)
         d_inter = d_step(inter)[0]
+        dc_blurred = d_step(batch[3])[1] if sigma > 0 else dc_real[:0]
     df = adversarial_d_loss(d_real, d_fake, cfg.mode)
     gp = gradient_penalty(d_inter, inter)
     dc = F.binary_cross_entropy_with_logits(dc_real, att_a)
+    if sigma > 0:
+        dc = (dc + F.binary_cross_entropy_with_logits(dc_blurred, att_a)) / 2
     loss = df + cfg.lambda_gp * gp + cfg.lambda_3 * dc
     out = {"d/loss": loss, "d/adv": df, "d/gp": gp, "d/cls": dc}
     if style is not None and sty_fake is not None:
@@ -505,12 +570,15 @@ def _critic_step(cfg, G, d_step, opt_D, img_a, att_a, att_b, att_b_, style, gen,
     return {k: float(v.detach()) for k, v in out.items()}
 
 
-def _generator_step(cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_, att_b_, style):
+def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
+    img_a, att_b, style, sigma = x.img_a, x.att_b, x.style, x.blur_sigma
     for p in D.parameters():
         p.requires_grad_(False)
     try:
-        fake, recon = g_step(img_a, att_b_, att_a_, style)
+        fake, recon = g_step(img_a, x.att_b_, x.att_a_, style)
         d_fake, dc_fake, sty_fake = d_plain(fake)
+        if sigma > 0:  # judged through a blur, pixel noise cannot meet the loss
+            dc_fake = d_plain(gaussian_blur(fake, sigma))[1]
         gf = adversarial_g_loss(d_fake, cfg.mode)
         gc = F.binary_cross_entropy_with_logits(dc_fake, att_b)
         gr = F.l1_loss(recon, img_a)
@@ -528,6 +596,40 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, img_a, att_a, att_b, att_a_,
         for p in D.parameters():
             p.requires_grad_(True)
     return {k: float(v.detach()) for k, v in out.items()}
+
+
+def _init_from(model, source: str) -> None:
+    """Copy G and D of a trained AttGAN (same architecture) into ``model``."""
+    from faceedit.checkpoints import load
+    from faceedit.nets.attgan import AttGAN
+
+    src = Path(source)
+    if src.is_dir() and not (src / "config.json").is_file() and (src / "model").is_dir():
+        src = src / "model"  # a finished training run
+    try:
+        trained = load(src)
+    except FaceeditError as e:
+        raise FaceeditError(f"init_from: {e}") from None
+    if not isinstance(trained, AttGAN):
+        raise FaceeditError(
+            f"init_from {source}: needs an AttGAN with its discriminator, "
+            f"not {type(trained).__name__}"
+        )
+    if trained.config != model.config:
+        raise FaceeditError(
+            f"init_from {source}: its architecture differs from this config "
+            f"({_first_difference(trained.config, model.config)})"
+        )
+    model.load_state_dict(trained.state_dict())
+
+
+def _first_difference(a, b) -> str:
+    for part in ("G", "D"):
+        x, y = dataclasses.asdict(getattr(a, part)), dataclasses.asdict(getattr(b, part))
+        for k in x:
+            if x[k] != y.get(k):
+                return f"{part}.{k}: {x[k]!r} there, {y.get(k)!r} here"
+    return "configs differ"
 
 
 def _check_in_sync(G: nn.Module, D: nn.Module) -> None:

@@ -143,3 +143,89 @@ def test_conflict_rules_travel_from_the_config_into_the_saved_model(toy_data, tm
     model.save_pretrained(tmp_path / "m")
     assert load(tmp_path / "m").G.config.conflict_rules == "avatars"
     assert build_model(tiny_cfg(toy_data, tmp_path)).G.config.conflict_rules == "release"
+
+
+def test_gaussian_blur_removes_pixel_noise_and_keeps_shapes() -> None:
+    from faceedit.train.attgan import gaussian_blur
+
+    n = 32
+    yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    checker = ((yy + xx) % 2 * 2 - 1).float()  # the highest frequency an image holds
+    disc = (((yy - 15.5) ** 2 + (xx - 15.5) ** 2) < 64).float() * 2 - 1  # a head-sized shape
+    img = torch.stack([checker, disc, torch.full((n, n), 0.3)])[None]
+    out = gaussian_blur(img, 1.0)
+    assert out.shape == img.shape
+    assert out[0, 0].abs().max() < 0.05 * checker.abs().max()
+    assert (out[0, 1] - disc).abs().mean() < 0.15  # only the rim of the disc softens
+    assert torch.allclose(out[0, 2], img[0, 2])  # flat areas are untouched
+
+
+def test_blur_sigma_is_drawn_per_step_within_range(toy_data, tmp_path) -> None:
+    from faceedit.train.attgan import draw_blur_sigma
+
+    cfg = tiny_cfg(toy_data, tmp_path, cls_blur=1.5)
+    sigmas = [draw_blur_sigma(cfg, torch.Generator().manual_seed(s)) for s in range(50)]
+    assert all(0.75 <= s <= 1.5 for s in sigmas) and len(set(sigmas)) == 50
+    assert draw_blur_sigma(cfg, torch.Generator().manual_seed(3)) == sigmas[3]
+    assert draw_blur_sigma(tiny_cfg(toy_data, tmp_path), torch.Generator()) == 0.0
+    with pytest.raises(FaceeditError, match="cls_blur -1"):
+        tiny_cfg(toy_data, tmp_path, cls_blur=-1.0)
+
+
+def test_cls_blur_shows_the_classifier_blurred_reals_and_blurred_edits(
+    toy_data, tmp_path, monkeypatch
+) -> None:
+    import faceedit.train.attgan as train_mod
+
+    seen = []
+    real_blur = train_mod.gaussian_blur
+
+    def recording_blur(img, sigma):
+        seen.append((img.requires_grad, sigma))
+        return real_blur(img, sigma)
+
+    monkeypatch.setattr(train_mod, "gaussian_blur", recording_blur)
+    # n_d 1: step 1 trains the critic (blurred reals), step 2 the generator (blurred edits)
+    run = train_attgan(tiny_cfg(toy_data, tmp_path / "b", cls_blur=2.0, max_steps=2))
+    assert [grad for grad, _ in seen] == [False, True]  # reals carry no grad, edits do
+    assert all(1.0 <= s <= 2.0 for _, s in seen)
+    plain = tiny_cfg(toy_data, tmp_path / "p", max_steps=2)
+    seen.clear()
+    train_attgan(plain)
+    assert seen == []
+    blurred_rows, plain_rows = read_losses(run), read_losses(plain.out_dir)
+    assert blurred_rows[1]["g/cls"] != plain_rows[1]["g/cls"]
+
+
+def test_init_from_starts_from_a_trained_model_with_fresh_optimisers(toy_data, tmp_path) -> None:
+    source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=4))
+    # lr 0: the weights stay those of the source, so equality proves they were loaded
+    tuned = train_attgan(
+        tiny_cfg(toy_data, tmp_path / "ft", init_from=str(source), lr=0.0, max_steps=2)
+    )
+    src, ft = torch.load(source / "checkpoint.pt"), torch.load(tuned / "checkpoint.pt")
+    assert ft["step"] == 2  # a new run, not a resume
+    assert ft["optim_G"]["state"][0]["step"] == 1  # and new optimisers
+    for net in ("G", "D"):
+        for name, value in src[net].items():
+            if "running" in name or "num_batches" in name:
+                continue  # batch-norm statistics move even at lr 0
+            assert torch.equal(value, ft[net][name]), name
+    fresh = train_attgan(tiny_cfg(toy_data, tmp_path / "fresh", lr=0.0, max_steps=2))
+    differs = torch.load(fresh / "checkpoint.pt")["G"]
+    assert any(not torch.equal(src["G"][k], differs[k]) for k in differs)
+
+
+def test_init_from_refuses_other_architectures_and_missing_models(toy_data, tmp_path) -> None:
+    source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=2))
+    wider = tiny_cfg(toy_data, tmp_path / "w", init_from=str(source), enc_dim=16)
+    with pytest.raises(FaceeditError, match="init_from .*G.enc_dim: 8 there, 16 here"):
+        train_attgan(wider)
+    with pytest.raises(FaceeditError, match="init_from: .*no-such-model"):
+        train_attgan(tiny_cfg(toy_data, tmp_path / "m", init_from=str(tmp_path / "no-such-model")))
+    oracle_like = tmp_path / "gen_only"
+    from faceedit.train.attgan import build_model
+
+    build_model(tiny_cfg(toy_data, tmp_path)).G.save_pretrained(oracle_like)
+    with pytest.raises(FaceeditError, match="needs an AttGAN with its discriminator"):
+        train_attgan(tiny_cfg(toy_data, tmp_path / "g", init_from=str(oracle_like)))
