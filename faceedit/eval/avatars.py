@@ -3,7 +3,9 @@
 For every avatar and every attribute the model edits, the attribute is flipped (on when
 it is off, off when it is on) and the shipped oracle reads the edited image:
 
-- **target change**: the oracle sees the new value of the edited attribute;
+- **target change**: the oracle sees the new value of the edited attribute, over all
+  edits and split by direction (turned on / turned off: putting a hat on and taking one
+  off are different tasks, and a mean hides which one fails);
 - **preservation**: the other attributes equal those of the ground-truth counterfactual
   (:func:`faceedit.data.avatars.edit_attribute`: the same avatar with only that attribute
   changed; e.g. putting a hat on legitimately hides the hair colour);
@@ -61,6 +63,8 @@ class AttributeResult:
     identity: float
     truth_psnr: float | None = None  # dB, edit vs ground-truth counterfactual
     unedited_truth_psnr: float | None = None  # dB, the model's unedited output vs the same
+    target_on: float | None = None  # target change of the edits that turned it on
+    target_off: float | None = None  # ... that turned it off (None: there were none)
 
 
 @dataclass
@@ -80,17 +84,21 @@ class AvatarEvalReport:
     def table(self) -> str:
         lines = [
             f"| attribute ({self.method}, strength {self.strength:g}) | edits | target changed "
-            "| others preserved | identity preserved | PSNR to truth (unedited) |",
+            "(on / off) | others preserved | identity preserved | PSNR to truth (unedited) |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
 
         def db(edit: float | None, unedited: float | None) -> str:
             return "n/a" if edit is None else f"{edit:.1f} dB ({unedited:.1f} dB)"
 
+        def split(r: AttributeResult) -> str:
+            return " / ".join("-" if v is None else f"{v:.0%}" for v in (r.target_on, r.target_off))
+
         for r in self.rows:
             lines.append(
-                f"| {r.attribute} | {r.n} | {r.target_change:.1%} | {r.preservation:.1%} "
-                f"| {r.identity:.1%} | {db(r.truth_psnr, r.unedited_truth_psnr)} |"
+                f"| {r.attribute} | {r.n} | {r.target_change:.1%} ({split(r)}) "
+                f"| {r.preservation:.1%} | {r.identity:.1%} "
+                f"| {db(r.truth_psnr, r.unedited_truth_psnr)} |"
             )
         lines.append(
             f"| **mean** | {sum(r.n for r in self.rows)} | {self.target_change:.1%} "
@@ -204,6 +212,8 @@ def evaluate_avatar_edits(
         raise FaceeditError("no attribute to evaluate (the model and the oracle share none)")
     # n, target, preserved, identity, PSNR edit-truth, PSNR unedited-truth
     hits = {a: [0, 0, 0.0, 0.0, 0.0, 0.0] for a in edit_attributes}
+    # per direction: [edits, targets reached] when turning on (True) and off (False)
+    by_way = {a: {True: [0, 0], False: [0, 0]} for a in edit_attributes}
     psnrs: list[float] = []
     for record in tqdm(records, desc="evaluating edits", unit="avatar", disable=not progress):
         image = render_record(record, size)
@@ -220,6 +230,9 @@ def evaluate_avatar_edits(
         ]
         verdicts = judge_edits(oracle, [(record, a, truth[a] < 0) for a in edit_attributes], edited)
         for a, v, out, want in zip(edit_attributes, verdicts, edited, truths, strict=True):
+            way = by_way[a][truth[a] < 0]
+            way[0] += 1
+            way[1] += int(v.target_changed)
             h = hits[a]
             h[0] += 1
             h[1] += int(v.target_changed)
@@ -227,8 +240,22 @@ def evaluate_avatar_edits(
             h[3] += v.identity
             h[4] += float(psnr_uint8(out, want))
             h[5] += float(psnr_uint8(unedited, want))
+
+    def rate(way: list[int]) -> float | None:
+        return way[1] / way[0] if way[0] else None
+
     rows = [
-        AttributeResult(a, h[0], h[1] / h[0], h[2] / h[0], h[3] / h[0], h[4] / h[0], h[5] / h[0])
+        AttributeResult(
+            a,
+            h[0],
+            h[1] / h[0],
+            h[2] / h[0],
+            h[3] / h[0],
+            h[4] / h[0],
+            h[5] / h[0],
+            target_on=rate(by_way[a][True]),
+            target_off=rate(by_way[a][False]),
+        )
         for a, h in hits.items()
     ]
     return AvatarEvalReport(

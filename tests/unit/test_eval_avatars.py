@@ -7,7 +7,7 @@ import json
 import pytest
 
 import faceedit
-from faceedit.data.avatars import edit_attribute, render_record
+from faceedit.data.avatars import attributes, edit_attribute, render_record
 from faceedit.errors import FaceeditError
 from faceedit.eval.avatars import evaluate_avatar_edits, held_out_records, write_report
 
@@ -124,3 +124,26 @@ def test_cli_on_a_tiny_attgan(tmp_path, capsys):
         )
         == 2
     )  # the release's 13 lack Smiling
+
+
+def test_target_change_is_split_by_direction(oracle, records, tmp_path):
+    """An editor that can only put attributes on: 'on' near 1, 'off' near 0."""
+    by_image = {render_record(r, 64).tobytes(): r for r in records}
+
+    def only_on(image, edits):
+        ((name, strength),) = edits.items()
+        if strength < 0:
+            return image
+        return render_record(edit_attribute(by_image[image.tobytes()], name, True), 64)
+
+    report = evaluate_avatar_edits(only_on, ATTRS, oracle, records, size=64, progress=False)
+    for r in report.rows:
+        assert r.target_on is not None and r.target_on >= 0.9, r
+        assert r.target_off is not None and r.target_off <= 0.1, r
+        # the overall rate is the two directions weighted by how many edits each had
+        n_on = sum(attributes(x)[r.attribute] < 0 for x in records)
+        mixed = (r.target_on * n_on + r.target_off * (r.n - n_on)) / r.n
+        assert r.target_change == pytest.approx(mixed)
+    paths = write_report(report, tmp_path)
+    assert "target changed (on / off)" in paths["md"].read_text()
+    assert "target_on,target_off" in paths["csv"].read_text().splitlines()[0]
