@@ -604,8 +604,12 @@ def _init_from(model, source: str) -> None:
     from faceedit.nets.attgan import AttGAN
 
     src = Path(source)
-    if src.is_dir() and not (src / "config.json").is_file() and (src / "model").is_dir():
-        src = src / "model"  # a finished training run
+    if src.is_dir() and not (src / "config.json").is_file():
+        # a training run: its final model, or the latest checkpoint of one still running
+        for inner in (src / "model", src / CHECKPOINT_NAME):
+            if inner.exists():
+                src = inner
+                break
     try:
         trained = load(src)
     except FaceeditError as e:

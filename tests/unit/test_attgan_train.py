@@ -211,6 +211,15 @@ def test_init_from_starts_from_a_trained_model_with_fresh_optimisers(toy_data, t
             if "running" in name or "num_batches" in name:
                 continue  # batch-norm statistics move even at lr 0
             assert torch.equal(value, ft[net][name]), name
+    # a run that has not finished starts others from its latest checkpoint
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "checkpoint.pt").write_bytes((source / "checkpoint.pt").read_bytes())
+    again = train_attgan(
+        tiny_cfg(toy_data, tmp_path / "ft2", init_from=str(unfinished), lr=0.0, max_steps=2)
+    )
+    d_again = torch.load(again / "checkpoint.pt")["D"]
+    assert all(torch.equal(v, d_again[k]) for k, v in src["D"].items())
     fresh = train_attgan(tiny_cfg(toy_data, tmp_path / "fresh", lr=0.0, max_steps=2))
     differs = torch.load(fresh / "checkpoint.pt")["G"]
     assert any(not torch.equal(src["G"][k], differs[k]) for k in differs)
