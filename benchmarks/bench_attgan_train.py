@@ -1,7 +1,7 @@
 """AttGAN training speed (``faceedit train attgan``) with and without ``cls_blur``.
 
 Runs :func:`faceedit.train.attgan.train_attgan` for ``--steps`` steps (``n_d`` 5: five
-critic steps for each generator step) with the shipped avatar-attgan architecture (64 px,
+critic steps for each generator step) with the shipped avatar-attgan's ``train.yaml`` (64 px,
 widths 32, 4 layers, one shortcut, discriminator FC 256, batch 32) on synthetic 64 px
 faces (3 toy attributes instead of 13: the cost hardly depends on them), once as
 released and once with ``cls_blur: 1`` (one more classifier forward for the
@@ -23,31 +23,22 @@ from pathlib import Path
 import torch
 
 from faceedit.data.celeba import TOY_ATTRS, toy_faces, write_custom_dataset
-from faceedit.train.attgan import AttGANTrainConfig, train_attgan
+from faceedit.shipped import shipped_path
+from faceedit.train.attgan import load_train_config, train_attgan
 
 
 def timed_run(root: Path, attr_path: Path, steps: int, cls_blur: float) -> float:
-    cfg = AttGANTrainConfig(
-        data="custom",
+    # the shipped model's own training config, pointed at the synthetic faces
+    cfg = load_train_config(
+        shipped_path("avatar-attgan") / "train.yaml",
         data_path=str(root / "imgs"),
         attr_path=str(attr_path),
         attrs=TOY_ATTRS,
-        img_size=64,
-        enc_dim=32,
-        dec_dim=32,
-        dis_dim=32,
-        dis_fc_dim=256,
-        enc_layers=4,
-        dec_layers=4,
-        dis_layers=4,
-        batch_size=32,
         max_steps=steps,
         save_interval=10**9,
         sample_interval=10**9,
-        log_interval=10,
         tensorboard=False,
         progress=False,
-        device="cpu",
         cls_blur=cls_blur,
         out_dir=str(root / f"run-{cls_blur:g}"),
     )
