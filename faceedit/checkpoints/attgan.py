@@ -279,6 +279,33 @@ def find_latest(folder: str | os.PathLike) -> Path:
     return max(found)[1]
 
 
+def load_trained(path: str | os.PathLike, setting: str | None = None):
+    """An AttGAN (or its generator) from wherever a run or the release left one.
+
+    ``path`` is a release ``weights.N.pth``, a folder of them (the latest epoch), a
+    faceedit model directory, a training run directory (its ``model/``, or the latest
+    ``checkpoint.pt`` of a run still training) or a shipped model name.
+
+    Raises:
+        CheckpointError: nothing loadable there, or not an AttGAN.
+    """
+    from faceedit.checkpoints import load
+    from faceedit.nets.attgan import AttGAN, AttGANGenerator
+
+    p = Path(path)
+    if p.is_dir() and not (p / "config.json").is_file():
+        if (p / "model" / "config.json").is_file():
+            p = p / "model"
+        elif (p / "checkpoint.pt").is_file():  # a run still training: its latest checkpoint
+            p = p / "checkpoint.pt"
+        else:
+            p = find_latest(p / "checkpoint" if (p / "checkpoint").is_dir() else p)
+    model = load(p, **({"setting": setting} if setting else {}))
+    if not isinstance(model, (AttGAN, AttGANGenerator)):
+        raise CheckpointError(f"{path}: holds a {type(model).__name__}, not an AttGAN")
+    return model
+
+
 def save_release_checkpoint(model, path: str | os.PathLike, with_D: bool = True) -> Path:
     """Write ``{"G", ["D"]}`` like the release (for interchange with its ``test.py``)."""
     from faceedit.fileio import atomic_path

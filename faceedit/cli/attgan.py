@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from faceedit.cli.common import Commands, parse_attr_strengths
 from faceedit.errors import FaceeditError
@@ -102,24 +101,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def load_model(path: str, setting: str | None = None):
     """A release file, a folder of them (latest epoch), a model dir or a run dir."""
-    from faceedit.checkpoints import load
-    from faceedit.nets.attgan import AttGAN, AttGANGenerator
+    from faceedit.checkpoints.attgan import load_trained
 
-    p = Path(path)
-    if p.is_dir() and not (p / "config.json").is_file():
-        if (p / "model" / "config.json").is_file():
-            p = p / "model"
-        elif (p / "checkpoint.pt").is_file():  # a run still training: its latest checkpoint
-            p = p / "checkpoint.pt"
-        else:
-            from faceedit.checkpoints.attgan import find_latest
-
-            p = find_latest(p / "checkpoint" if (p / "checkpoint").is_dir() else p)
-    opts = {"setting": setting} if setting else {}
-    model = load(p, **opts)
-    if not isinstance(model, (AttGAN, AttGANGenerator)):
-        raise FaceeditError(f"{path}: holds a {type(model).__name__}, not an AttGAN")
-    return model
+    return load_trained(path, setting)
 
 
 def _train(args: argparse.Namespace) -> int:

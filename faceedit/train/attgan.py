@@ -600,24 +600,17 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
 
 def _init_from(model, source: str) -> None:
     """Copy G and D of a trained AttGAN (same architecture) into ``model``."""
-    from faceedit.checkpoints import load
+    from faceedit.checkpoints.attgan import load_trained
     from faceedit.nets.attgan import AttGAN
 
-    src = Path(source)
-    if src.is_dir() and not (src / "config.json").is_file():
-        # a training run: its final model, or the latest checkpoint of one still running
-        for inner in (src / "model", src / CHECKPOINT_NAME):
-            if inner.exists():
-                src = inner
-                break
     try:
-        trained = load(src)
+        trained = load_trained(source)
     except FaceeditError as e:
         raise FaceeditError(f"init_from: {e}") from None
-    if not isinstance(trained, AttGAN):
+    if not isinstance(trained, AttGAN) or trained.D is None:  # G-only release files too
+        what = "a generator only" if isinstance(trained, AttGAN) else type(trained).__name__
         raise FaceeditError(
-            f"init_from {source}: needs an AttGAN with its discriminator, "
-            f"not {type(trained).__name__}"
+            f"init_from {source}: needs an AttGAN with its discriminator, not {what}"
         )
     if trained.config != model.config:
         raise FaceeditError(

@@ -238,3 +238,15 @@ def test_init_from_refuses_other_architectures_and_missing_models(toy_data, tmp_
     build_model(tiny_cfg(toy_data, tmp_path)).G.save_pretrained(oracle_like)
     with pytest.raises(FaceeditError, match="needs an AttGAN with its discriminator"):
         train_attgan(tiny_cfg(toy_data, tmp_path / "g", init_from=str(oracle_like)))
+    # a release file that holds G only: refused in one line, not a crash on the missing D
+    import json
+
+    from faceedit.checkpoints.attgan import save_release_checkpoint, setting_from_config
+
+    model = build_model(tiny_cfg(toy_data, tmp_path))
+    release = tmp_path / "release" / "checkpoint" / "weights.3.pth"
+    release.parent.mkdir(parents=True)
+    (tmp_path / "release" / "setting.txt").write_text(json.dumps(setting_from_config(model)))
+    save_release_checkpoint(model, release, with_D=False)
+    with pytest.raises(FaceeditError, match="not a generator only"):
+        train_attgan(tiny_cfg(toy_data, tmp_path / "r", init_from=str(release.parent)))
