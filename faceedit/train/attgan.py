@@ -537,26 +537,22 @@ def _critic_step(cfg, G, d_step, opt_D, x: _StepInputs, gen, concat_d):
         beta = torch.rand(img_a.shape, generator=gen).to(img_a.device)
         other = img_a + 0.5 * img_a.var().sqrt() * beta
     inter = (img_a + alpha * (other - img_a)).requires_grad_(True)
-    batch = [img_a, fake, inter]
-    if sigma > 0:  # the head learns blurred reals too: it judges blurred edits (cls_blur)
-        batch.append(gaussian_blur(img_a, sigma))
+    # cls_blur: the head learns blurred reals too, as it judges the edits blurred
+    blurred = [gaussian_blur(img_a, sigma)] if sigma > 0 else []
     if concat_d:
         # one forward: per-sample norms make this equal to separate calls
-        adv, cls, sty = d_step(torch.cat(batch))
+        adv, cls, sty = d_step(torch.cat([img_a, fake, inter, *blurred]))
         d_real, d_fake, d_inter = adv[: 3 * n].split(n)
-        dc_real = cls[:n]
-        dc_blurred = cls[3 * n :]
+        dc_reals = [cls[:n]] + ([cls[3 * n :]] if blurred else [])
         sty_fake = None if sty is None else sty[n : 2 * n]
     else:
         d_real, dc_real, _ = d_step(img_a)
         d_fake, _, sty_fake = d_step(fake)
         d_inter = d_step(inter)[0]
-        dc_blurred = d_step(batch[3])[1] if sigma > 0 else dc_real[:0]
+        dc_reals = [dc_real, *(d_step(b)[1] for b in blurred)]
     df = adversarial_d_loss(d_real, d_fake, cfg.mode)
     gp = gradient_penalty(d_inter, inter)
-    dc = F.binary_cross_entropy_with_logits(dc_real, att_a)
-    if sigma > 0:
-        dc = (dc + F.binary_cross_entropy_with_logits(dc_blurred, att_a)) / 2
+    dc = sum(F.binary_cross_entropy_with_logits(c, att_a) for c in dc_reals) / len(dc_reals)
     loss = df + cfg.lambda_gp * gp + cfg.lambda_3 * dc
     out = {"d/loss": loss, "d/adv": df, "d/gp": gp, "d/cls": dc}
     if style is not None and sty_fake is not None:
