@@ -112,6 +112,7 @@ class AttGANTrainConfig:
     test_int: float = 1.0
     conflict_rules: str = "release"  # "avatars" for `faceedit data avatars` datasets
     cls_blur: float = 0.0  # > 0: blur (sigma, px) under the generator's classification loss
+    cls_fake: float = 0.0  # > 0: weight of the head's loss on edits, read as their source
     init_from: str = ""  # start from this model's G and D (model dir, shipped name, run dir)
     # bookkeeping
     n_samples: int = 16
@@ -139,6 +140,8 @@ class AttGANTrainConfig:
             raise FaceeditError("attrs: choose at least one attribute")
         if not (0.0 <= self.cls_blur <= 8.0):
             raise FaceeditError(f"cls_blur {self.cls_blur}: a blur sigma from 0 to 8 pixels")
+        if self.cls_fake < 0:
+            raise FaceeditError(f"cls_fake {self.cls_fake}: a loss weight, 0 (off) or more")
         from faceedit.editing.attgan import CONFLICT_RULES
 
         if self.conflict_rules not in CONFLICT_RULES:
@@ -539,22 +542,33 @@ def _critic_step(cfg, G, d_step, opt_D, x: _StepInputs, gen, concat_d):
     inter = (img_a + alpha * (other - img_a)).requires_grad_(True)
     # cls_blur: the head learns blurred reals too, as it judges the edits blurred
     blurred = [gaussian_blur(img_a, sigma)] if sigma > 0 else []
+    # cls_fake: the head reads edits as the source's attributes, in the view the generator's
+    # classification loss sees, so an edit passes it only when it looks like a real change
+    fake_views = [gaussian_blur(fake, sigma) if sigma > 0 else fake] if cfg.cls_fake > 0 else []
     if concat_d:
         # one forward: per-sample norms make this equal to separate calls
-        adv, cls, sty = d_step(torch.cat([img_a, fake, inter, *blurred]))
+        adv, cls, sty = d_step(torch.cat([img_a, fake, inter, *blurred, *fake_views]))
         d_real, d_fake, d_inter = adv[: 3 * n].split(n)
-        dc_reals = [cls[:n]] + ([cls[3 * n :]] if blurred else [])
+        extra = cls[3 * n :].split(n) if len(cls) > 3 * n else ()
+        dc_reals = [cls[:n], *extra[: len(blurred)]]
+        dc_fakes = list(extra[len(blurred) :])
         sty_fake = None if sty is None else sty[n : 2 * n]
     else:
         d_real, dc_real, _ = d_step(img_a)
         d_fake, _, sty_fake = d_step(fake)
         d_inter = d_step(inter)[0]
         dc_reals = [dc_real, *(d_step(b)[1] for b in blurred)]
+        dc_fakes = [d_step(f)[1] for f in fake_views]
     df = adversarial_d_loss(d_real, d_fake, cfg.mode)
     gp = gradient_penalty(d_inter, inter)
     dc = sum(F.binary_cross_entropy_with_logits(c, att_a) for c in dc_reals) / len(dc_reals)
     loss = df + cfg.lambda_gp * gp + cfg.lambda_3 * dc
     out = {"d/loss": loss, "d/adv": df, "d/gp": gp, "d/cls": dc}
+    if dc_fakes:
+        dcf = F.binary_cross_entropy_with_logits(dc_fakes[0], att_a)
+        loss = loss + cfg.cls_fake * dcf
+        out["d/cls_fake"] = dcf
+        out["d/loss"] = loss
     if style is not None and sty_fake is not None:
         ds = style_loss(sty_fake, style, att_b)
         loss = loss + cfg.lambda_style * ds
