@@ -16,7 +16,7 @@ head recovers them; ``lambda_style * ||Q(G(x, b, theta)) - theta||^2`` over the
 attributes that are on (a Gaussian lower bound on their mutual information) is
 minimised by both networks.
 
-Two additions for fine-tuning (neither is in the release):
+Three additions for fine-tuning (none is in the release):
 
 - ``init_from`` starts a run from the generator and discriminator of a trained model of
   the same architecture (fresh optimisers, step 0), e.g. a model that faceedit ships;
@@ -26,6 +26,11 @@ Two additions for fine-tuning (neither is in the release):
   generator's classification loss reads a Gaussian-blurred copy of its edits (sigma drawn
   per step in ``[cls_blur / 2, cls_blur]`` pixels), and the head learns the real images
   both sharp (it reads the current attributes of sharp photos at edit time) and blurred.
+- ``cls_fake > 0`` goes further: the critic step also trains the head to read the
+  generator's edits (in the view its classification loss sees) as the attributes of the
+  images they were made from, weighted by ``cls_fake``. The head, trained on real images
+  only, reads any out-of-domain pattern where hair should vanish as "bald"; taught that
+  such edits still show the source, it keeps asking the generator for a real change.
 
 Checkpoints hold G, D, both optimisers, the step, both configs and RNG states, and are
 written atomically; randomness per step comes from a generator seeded by

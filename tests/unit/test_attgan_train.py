@@ -197,6 +197,45 @@ def test_cls_blur_shows_the_classifier_blurred_reals_and_blurred_edits(
     assert blurred_rows[1]["g/cls"] != plain_rows[1]["g/cls"]
 
 
+@pytest.mark.parametrize("sigma", [0.0, 1.5])
+def test_cls_fake_teaches_the_head_to_read_edits_as_their_source(toy_data, tmp_path, sigma) -> None:
+    import torch.nn.functional as F
+
+    from faceedit.train.attgan import (
+        _critic_step,
+        _DisStep,
+        _StepInputs,
+        build_model,
+        gaussian_blur,
+    )
+
+    cfg = tiny_cfg(toy_data, tmp_path, cls_fake=0.5, dis_norm="instancenorm")
+    model = build_model(cfg)
+    G, D = model.G, model.D
+    torch.manual_seed(0)
+    img = torch.rand(4, 3, 32, 32) * 2 - 1
+    att_a = (torch.rand(4, len(cfg.attrs)) > 0.5).float()
+    att_b = 1 - att_a
+    x = _StepInputs(img, att_a, att_b, (att_a * 2 - 1) * 0.5, (att_b * 2 - 1) * 0.5, None, sigma)
+    with torch.no_grad():
+        fake = G(img, x.att_b_)
+        view = gaussian_blur(fake, sigma) if sigma > 0 else fake
+        # the edits, read against the attributes of the images they were made from
+        want = F.binary_cross_entropy_with_logits(D.classify(view), att_a)
+    opt = torch.optim.SGD(D.parameters(), lr=0.0)  # D stays as it is across both calls
+    for concat in (True, False):  # one batched critic forward, or separate ones
+        out = _critic_step(cfg, G, _DisStep(D), opt, x, torch.Generator().manual_seed(0), concat)
+        assert out["d/cls_fake"] == pytest.approx(float(want), rel=1e-5)
+        rest = out["d/adv"] + cfg.lambda_gp * out["d/gp"] + cfg.lambda_3 * out["d/cls"]
+        assert out["d/loss"] == pytest.approx(rest + cfg.cls_fake * float(want), rel=1e-5)
+    off = _critic_step(
+        dataclasses.replace(cfg, cls_fake=0.0), G, _DisStep(D), opt, x, torch.Generator(), True
+    )
+    assert "d/cls_fake" not in off
+    with pytest.raises(FaceeditError, match="cls_fake -1"):
+        tiny_cfg(toy_data, tmp_path, cls_fake=-1.0)
+
+
 def test_init_from_starts_from_a_trained_model_with_fresh_optimisers(toy_data, tmp_path) -> None:
     source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=4))
     # lr 0: the weights stay those of the source, so equality proves they were loaded
