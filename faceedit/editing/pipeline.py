@@ -282,10 +282,10 @@ def load_latent_parts(
 
 
 def load_attgan(model: str | os.PathLike, device: str | torch.device = "cpu"):
-    """An :class:`~faceedit.editing.attgan.AttGANEditor` from a file, directory or bundle."""
-    from faceedit.checkpoints import load
+    """An :class:`~faceedit.editing.attgan.AttGANEditor` from a file, directory, bundle or
+    training run (its ``model/``, or the latest ``checkpoint.pt`` while it still trains)."""
+    from faceedit.checkpoints.attgan import load_trained
     from faceedit.editing.attgan import AttGANEditor
-    from faceedit.nets.attgan import AttGAN, AttGANGenerator
 
     path = _resolve_path(model, "--model")
     spec = read_bundle(path)
@@ -294,11 +294,9 @@ def load_attgan(model: str | os.PathLike, device: str | torch.device = "cpu"):
             raise EditError(f"{path}: not an AttGAN bundle (needs method attgan and model)")
         path = _resolve_path(spec["model"], "model")
     try:
-        net = load(path)
+        net = load_trained(path)
     except CheckpointError as e:
         raise EditError(str(e)) from None
-    if not isinstance(net, (AttGAN, AttGANGenerator)):
-        raise EditError(f"{path}: holds a {type(net).__name__}, not an AttGAN model")
     # the aligned crop is already square: resize it, do not crop it again
     return AttGANEditor(net.to(device), crop="none")
 

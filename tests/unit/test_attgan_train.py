@@ -289,3 +289,22 @@ def test_init_from_refuses_other_architectures_and_missing_models(toy_data, tmp_
     save_release_checkpoint(model, release, with_D=False)
     with pytest.raises(FaceeditError, match="not a generator only"):
         train_attgan(tiny_cfg(toy_data, tmp_path / "r", init_from=str(release.parent)))
+
+
+def test_a_run_edits_while_it_trains_and_after(toy_data, tmp_path) -> None:
+    from faceedit.editing.pipeline import EditError, load_attgan
+
+    cfg = tiny_cfg(toy_data, tmp_path / "run", max_steps=4)
+    train_attgan(cfg, stop_after=2)  # only checkpoint.pt so far
+    image = (torch.rand(32, 32, 3) * 255).to(torch.uint8).numpy()
+    during = load_attgan(cfg.out_dir)
+    assert during.edit(image, {"Eyeglasses": 1.0}).image.shape == (1, 32, 32, 3)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt")
+    assert all(torch.equal(v, state["G"][k]) for k, v in during.G.state_dict().items())
+    run = train_attgan(cfg, resume=True)  # done: model/ is what the run left
+    after = load_attgan(run)
+    assert after.edit(image, {"Eyeglasses": -1.0}).image.shape == (1, 32, 32, 3)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EditError, match="empty"):
+        load_attgan(empty)
