@@ -546,31 +546,33 @@ def _critic_step(cfg, G, d_step, opt_D, x: _StepInputs, gen, concat_d):
         other = img_a + 0.5 * img_a.var().sqrt() * beta
     inter = (img_a + alpha * (other - img_a)).requires_grad_(True)
     # cls_blur: the head learns blurred reals too, as it judges the edits blurred
-    blurred = [gaussian_blur(img_a, sigma)] if sigma > 0 else []
+    blurred_reals = [gaussian_blur(img_a, sigma)] if sigma > 0 else []
     # cls_fake: the head reads edits as the source's attributes, in the view the generator's
     # classification loss sees, so an edit passes it only when it looks like a real change
-    fake_views = [gaussian_blur(fake, sigma) if sigma > 0 else fake] if cfg.cls_fake > 0 else []
+    # (without blur that view is the edits, whose forward below serves)
+    blurred_fakes = [gaussian_blur(fake, sigma)] if sigma > 0 and cfg.cls_fake > 0 else []
     if concat_d:
         # one forward: per-sample norms make this equal to separate calls
-        adv, cls, sty = d_step(torch.cat([img_a, fake, inter, *blurred, *fake_views]))
+        adv, cls, sty = d_step(torch.cat([img_a, fake, inter, *blurred_reals, *blurred_fakes]))
         d_real, d_fake, d_inter = adv[: 3 * n].split(n)
-        extra = cls[3 * n :].split(n) if len(cls) > 3 * n else ()
-        dc_reals = [cls[:n], *extra[: len(blurred)]]
-        dc_fakes = list(extra[len(blurred) :])
+        views = cls.split(n)  # real, fake, inter, [blurred real], [blurred fake]
+        dc_reals = [views[0], *views[3 : 3 + len(blurred_reals)]]
+        dc_fake = views[-1] if blurred_fakes else views[1]
         sty_fake = None if sty is None else sty[n : 2 * n]
     else:
         d_real, dc_real, _ = d_step(img_a)
-        d_fake, _, sty_fake = d_step(fake)
+        d_fake, dc_fake, sty_fake = d_step(fake)
         d_inter = d_step(inter)[0]
-        dc_reals = [dc_real, *(d_step(b)[1] for b in blurred)]
-        dc_fakes = [d_step(f)[1] for f in fake_views]
+        dc_reals = [dc_real, *(d_step(b)[1] for b in blurred_reals)]
+        if blurred_fakes:
+            dc_fake = d_step(blurred_fakes[0])[1]
     df = adversarial_d_loss(d_real, d_fake, cfg.mode)
     gp = gradient_penalty(d_inter, inter)
     dc = sum(F.binary_cross_entropy_with_logits(c, att_a) for c in dc_reals) / len(dc_reals)
     loss = df + cfg.lambda_gp * gp + cfg.lambda_3 * dc
     out = {"d/loss": loss, "d/adv": df, "d/gp": gp, "d/cls": dc}
-    if dc_fakes:
-        dcf = F.binary_cross_entropy_with_logits(dc_fakes[0], att_a)
+    if cfg.cls_fake > 0:
+        dcf = F.binary_cross_entropy_with_logits(dc_fake, att_a)
         loss = loss + cfg.cls_fake * dcf
         out["d/cls_fake"] = dcf
         out["d/loss"] = loss
