@@ -210,8 +210,8 @@ def evaluate_avatar_edits(
         raise FaceeditError(f"the avatar oracle does not know {unknown}; it reads {names}")
     if not edit_attributes:
         raise FaceeditError("no attribute to evaluate (the model and the oracle share none)")
-    # n, target, preserved, identity, PSNR edit-truth, PSNR unedited-truth
-    hits = {a: [0, 0, 0.0, 0.0, 0.0, 0.0] for a in edit_attributes}
+    # sums of: preserved, identity, PSNR edit-truth, PSNR unedited-truth
+    sums = {a: [0.0, 0.0, 0.0, 0.0] for a in edit_attributes}
     # per direction: [edits, targets reached] when turning on (True) and off (False)
     by_way = {a: {True: [0, 0], False: [0, 0]} for a in edit_attributes}
     psnrs: list[float] = []
@@ -233,31 +233,29 @@ def evaluate_avatar_edits(
             way = by_way[a][truth[a] < 0]
             way[0] += 1
             way[1] += int(v.target_changed)
-            h = hits[a]
-            h[0] += 1
-            h[1] += int(v.target_changed)
-            h[2] += v.preservation
-            h[3] += v.identity
-            h[4] += float(psnr_uint8(out, want))
-            h[5] += float(psnr_uint8(unedited, want))
+            h = sums[a]
+            h[0] += v.preservation
+            h[1] += v.identity
+            h[2] += float(psnr_uint8(out, want))
+            h[3] += float(psnr_uint8(unedited, want))
 
     def rate(way: list[int]) -> float | None:
         return way[1] / way[0] if way[0] else None
 
-    rows = [
-        AttributeResult(
-            a,
-            h[0],
-            h[1] / h[0],
-            h[2] / h[0],
-            h[3] / h[0],
-            h[4] / h[0],
-            h[5] / h[0],
-            target_on=rate(by_way[a][True]),
-            target_off=rate(by_way[a][False]),
+    rows = []
+    for a, h in sums.items():
+        on, off = by_way[a][True], by_way[a][False]
+        n = on[0] + off[0]
+        rows.append(
+            AttributeResult(
+                a,
+                n,
+                (on[1] + off[1]) / n,
+                *(total / n for total in h),
+                target_on=rate(on),
+                target_off=rate(off),
+            )
         )
-        for a, h in hits.items()
-    ]
     return AvatarEvalReport(
         method=method,
         model=model,
