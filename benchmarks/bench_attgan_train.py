@@ -8,8 +8,8 @@ released, once with ``cls_blur: 1`` (one more classifier forward for the blurred
 images in each critic step and for the blurred edits in each generator step) and once
 with ``cls_blur: 1`` and ``cls_fake: 1`` (one more classifier forward for the blurred edits
 in each critic step). Prints steps per minute, the slowdown against the release and the
-minutes a 5,000-step fine-tune takes at each rate. Wall time includes data loading and the final checkpoint, as in a real run.
-The CPU is shared: figures vary with the load.
+minutes a 5,000-step fine-tune takes at each rate. Wall time includes data loading and
+the final checkpoint, as in a real run. The CPU is shared: figures vary with the load.
 
     .venv/bin/python benchmarks/bench_attgan_train.py [--threads 2] [--steps 60]
 """

@@ -99,13 +99,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--setting", help="setting.txt of a release checkpoint (if not beside it)")
 
 
-def load_model(path: str, setting: str | None = None):
-    """A release file, a folder of them (latest epoch), a model dir or a run dir."""
-    from faceedit.checkpoints.attgan import load_trained
-
-    return load_trained(path, setting)
-
-
 def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -121,11 +114,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.attgan import load_trained
     from faceedit.data.celeba import AttributeImages
     from faceedit.eval.attgan import evaluate_attgan, write_report
     from faceedit.nets.attgan import AttGAN
 
-    model = load_model(args.model, args.setting)
+    model = load_trained(args.model, args.setting)
     if not isinstance(model, AttGAN):
         raise FaceeditError(f"{args.model}: evaluation needs a full AttGAN checkpoint")
     fields = {}
@@ -156,7 +150,7 @@ def _eval(args: argparse.Namespace) -> int:
         mode=args.split,
         image_list_path=fields.get("image_list_path") if fields["data"] == "celeba-hq" else None,
     )
-    clf = load_model(args.classifier) if args.classifier else None
+    clf = load_trained(args.classifier) if args.classifier else None
     report = evaluate_attgan(model, ds, clf, batch_size=args.batch_size, max_images=args.max_images)
     paths = write_report(report, args.out)
     print(report.table())
@@ -165,12 +159,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.attgan import load_trained
     from faceedit.editing.attgan import AttGANEditor
     from faceedit.fileio import check_output_path
     from faceedit.viz import image_grid, save_grid
 
     check_output_path(args.out)
-    model = load_model(args.model, args.setting)
+    model = load_trained(args.model, args.setting)
     editor = AttGANEditor(model, fast=not args.plain, crop=args.crop)
     current = parse_attr_strengths(args.current) if args.current else None
     if args.slide:
