@@ -306,5 +306,5 @@ def test_a_run_edits_while_it_trains_and_after(toy_data, tmp_path) -> None:
     assert after.edit(image, {"Eyeglasses": -1.0}).image.shape == (1, 32, 32, 3)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(EditError, match="empty"):
+    with pytest.raises(EditError, match="empty: no weights"):
         load_attgan(empty)
