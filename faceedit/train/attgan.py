@@ -19,7 +19,9 @@ minimised by both networks.
 Three additions for fine-tuning (none is in the release):
 
 - ``init_from`` starts a run from the generator and discriminator of a trained model of
-  the same architecture (fresh optimisers, step 0), e.g. a model that faceedit ships;
+  the same architecture (fresh optimisers, step 0), e.g. a model that faceedit ships, or
+  of one that injects the attributes into fewer decoder layers (``inject_layers``): the
+  new injections start with zero weights, so the run starts from the trained function;
 - ``cls_blur > 0`` makes the classifier loss robust to pixel noise. A generator can meet
   ``BCE(cls(G(x, b)), b)`` by painting high-frequency patterns that fool the classifier
   head instead of drawing the attribute (a bald head, new hair). With ``cls_blur`` the
@@ -629,12 +631,41 @@ def _init_from(model, source: str) -> None:
         raise FaceeditError(
             f"init_from {source}: needs an AttGAN with its discriminator, not {what}"
         )
-    if trained.config != model.config:
+    if trained.config == model.config:
+        model.load_state_dict(trained.state_dict())
+    elif _adds_injections(trained.config, model.config):
+        _load_with_new_injections(model, trained)
+    else:
         raise FaceeditError(
             f"init_from {source}: its architecture differs from this config "
             f"({_first_difference(trained.config, model.config)})"
         )
-    model.load_state_dict(trained.state_dict())
+
+
+def _adds_injections(trained, wanted) -> bool:
+    """Whether ``wanted`` is ``trained`` with the attributes injected into more decoder
+    layers (``G.inject_layers`` larger, everything else equal)."""
+    more = wanted.G.inject_layers > trained.G.inject_layers
+    same_rest = dataclasses.replace(trained.G, inject_layers=wanted.G.inject_layers) == wanted.G
+    return more and same_rest and trained.D == wanted.D
+
+
+@torch.no_grad()
+def _load_with_new_injections(model, trained) -> None:
+    """Load ``trained`` into ``model``, which injects the attributes into more decoder
+    layers. An injection appends the tiled condition as the last input channels of the
+    next transposed convolution (weight ``[C_in, C_out, k, k]``); those new rows start
+    at zero, so the grown generator computes exactly what the trained one does and
+    fine-tuning learns how much to use the attributes at the finer scale."""
+    grown = model.state_dict()
+    for key, value in trained.state_dict().items():
+        target = grown[key]
+        if target.shape == value.shape:
+            target.copy_(value)
+        else:  # only the input channels (dim 0) of a decoder convolution grow
+            target.zero_()
+            target[: value.shape[0]].copy_(value)
+    model.load_state_dict(grown)
 
 
 def _first_difference(a, b) -> str:

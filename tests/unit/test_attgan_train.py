@@ -264,6 +264,42 @@ def test_init_from_starts_from_a_trained_model_with_fresh_optimisers(toy_data, t
     assert any(not torch.equal(src["G"][k], differs[k]) for k in differs)
 
 
+def test_init_from_grows_attribute_injections_that_start_from_the_trained_function(
+    toy_data, tmp_path
+) -> None:
+    from faceedit.checkpoints.attgan import load_trained
+    from faceedit.train.attgan import build_model
+
+    source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", inject_layers=0, max_steps=4))
+    tuned = train_attgan(
+        tiny_cfg(toy_data, tmp_path / "ft", init_from=str(source), inject_layers=1, max_steps=3)
+    )
+    src, grown = load_trained(source).eval(), load_trained(tuned).eval()
+    assert grown.config.G.inject_layers == 1
+    # the widened decoder input: the trained rows first, then the attributes' new rows
+    w_src = src.G.dec_layers[1].layers[0].weight
+    w_grown = grown.G.dec_layers[1].layers[0].weight
+    assert w_grown.shape[0] == w_src.shape[0] + len(TOY_ATTRS)
+    assert w_grown[w_src.shape[0] :].abs().sum() > 0  # trained: a generator step moved them
+    # at the start (lr 0) the grown generator computes exactly what the source does
+    start = build_model(tiny_cfg(toy_data, tmp_path / "x", init_from=str(source), inject_layers=1))
+    from faceedit.train.attgan import _init_from
+
+    _init_from(start, str(source))
+    start.eval()
+    assert torch.equal(
+        start.G.dec_layers[1].layers[0].weight[w_src.shape[0] :],
+        torch.zeros_like(w_grown[w_src.shape[0] :]),
+    )
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    b = torch.rand(4, len(TOY_ATTRS)) - 0.5
+    with torch.no_grad():
+        assert torch.allclose(start.G(x, b), src.G(x, b), atol=1e-6)
+    # fewer injections than the source is not a growth: refused with the difference
+    with pytest.raises(FaceeditError, match="G.inject_layers: 1 there, 0 here"):
+        train_attgan(tiny_cfg(toy_data, tmp_path / "back", init_from=str(tuned), inject_layers=0))
+
+
 def test_init_from_refuses_other_architectures_and_missing_models(toy_data, tmp_path) -> None:
     source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=2))
     wider = tiny_cfg(toy_data, tmp_path / "w", init_from=str(source), enc_dim=16)
