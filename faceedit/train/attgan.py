@@ -618,7 +618,8 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
 
 
 def _init_from(model, source: str) -> None:
-    """Copy G and D of a trained AttGAN (same architecture) into ``model``."""
+    """Copy G and D of a trained AttGAN into ``model``: the same architecture, or one
+    with fewer ``inject_layers`` (see :func:`_load_with_new_injections`)."""
     from faceedit.checkpoints.attgan import load_trained
     from faceedit.nets.attgan import AttGAN
 

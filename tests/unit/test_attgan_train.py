@@ -268,7 +268,7 @@ def test_init_from_grows_attribute_injections_that_start_from_the_trained_functi
     toy_data, tmp_path
 ) -> None:
     from faceedit.checkpoints.attgan import load_trained
-    from faceedit.train.attgan import build_model
+    from faceedit.train.attgan import _init_from, build_model
 
     source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", inject_layers=0, max_steps=4))
     tuned = train_attgan(
@@ -283,8 +283,6 @@ def test_init_from_grows_attribute_injections_that_start_from_the_trained_functi
     assert w_grown[w_src.shape[0] :].abs().sum() > 0  # trained: a generator step moved them
     # at the start (lr 0) the grown generator computes exactly what the source does
     start = build_model(tiny_cfg(toy_data, tmp_path / "x", init_from=str(source), inject_layers=1))
-    from faceedit.train.attgan import _init_from
-
     _init_from(start, str(source))
     start.eval()
     assert torch.equal(
