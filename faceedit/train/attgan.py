@@ -20,8 +20,8 @@ Three additions for fine-tuning (none is in the release):
 
 - ``init_from`` starts a run from the generator and discriminator of a trained model of
   the same architecture (fresh optimisers, step 0), e.g. a model that faceedit ships, or
-  of one that injects the attributes into fewer decoder layers (``inject_layers``): the
-  new injections start with zero weights, so the run starts from the trained function;
+  of one whose decoder reads fewer inputs (``shortcut_layers``, ``inject_layers``): the
+  new inputs start with zero weights, so the run starts from the trained function;
 - ``cls_blur > 0`` makes the classifier loss robust to pixel noise. A generator can meet
   ``BCE(cls(G(x, b)), b)`` by painting high-frequency patterns that fool the classifier
   head instead of drawing the attribute (a bald head, new hair). With ``cls_blur`` the
@@ -619,7 +619,7 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
 
 def _init_from(model, source: str) -> None:
     """Copy G and D of a trained AttGAN into ``model``: the same architecture, or one
-    with fewer ``inject_layers`` (see :func:`_load_with_new_injections`)."""
+    whose decoder takes more inputs (see :func:`_load_with_grown_inputs`)."""
     from faceedit.checkpoints.attgan import load_trained
     from faceedit.nets.attgan import AttGAN
 
@@ -634,8 +634,8 @@ def _init_from(model, source: str) -> None:
         )
     if trained.config == model.config:
         model.load_state_dict(trained.state_dict())
-    elif _adds_injections(trained.config, model.config):
-        _load_with_new_injections(model, trained)
+    elif _grows_decoder_inputs(trained.config, model.config):
+        _load_with_grown_inputs(model, trained)
     else:
         raise FaceeditError(
             f"init_from {source}: its architecture differs from this config "
@@ -643,21 +643,36 @@ def _init_from(model, source: str) -> None:
         )
 
 
-def _adds_injections(trained, wanted) -> bool:
-    """Whether ``wanted`` is ``trained`` with the attributes injected into more decoder
-    layers (``G.inject_layers`` larger, everything else equal)."""
-    more = wanted.G.inject_layers > trained.G.inject_layers
-    same_rest = dataclasses.replace(trained.G, inject_layers=wanted.G.inject_layers) == wanted.G
-    return more and same_rest and trained.D == wanted.D
+def _grows_decoder_inputs(trained, wanted) -> bool:
+    """Whether ``wanted`` is ``trained`` with more shortcut and/or attribute-injection
+    layers (everything else equal), each new input landing after the trained ones.
+
+    Decoder layer ``i + 1`` reads ``[z, shortcut_i, injection_i]``; a shortcut added at
+    a layer that already injects would land in the middle, so that growth is refused."""
+    n = trained.G.enc_layers - 1  # the decoder's widening points (nets.attgan clamps to it)
+    had_short, had_inject = min(trained.G.shortcut_layers, n), min(trained.G.inject_layers, n)
+    short, inject = min(wanted.G.shortcut_layers, n), min(wanted.G.inject_layers, n)
+    grows = (short, inject) != (had_short, had_inject)
+    never_shrinks = short >= had_short and inject >= had_inject
+    appended = all(i >= had_inject for i in range(had_short, short))
+    same_rest = (
+        dataclasses.replace(
+            trained.G,
+            shortcut_layers=wanted.G.shortcut_layers,
+            inject_layers=wanted.G.inject_layers,
+        )
+        == wanted.G
+    )
+    return grows and never_shrinks and appended and same_rest and trained.D == wanted.D
 
 
 @torch.no_grad()
-def _load_with_new_injections(model, trained) -> None:
-    """Load ``trained`` into ``model``, which injects the attributes into more decoder
-    layers. An injection appends the tiled condition as the last input channels of the
-    next transposed convolution (weight ``[C_in, C_out, k, k]``); those new rows start
-    at zero, so the grown generator computes exactly what the trained one does and
-    fine-tuning learns how much to use the attributes at the finer scale."""
+def _load_with_grown_inputs(model, trained) -> None:
+    """Load ``trained`` into ``model``, whose decoder reads more inputs: encoder features
+    through more shortcuts and/or the attributes injected into more layers. Both append
+    channels as the last inputs of the next transposed convolution (weight ``[C_in,
+    C_out, k, k]``); those new rows start at zero, so the grown generator computes
+    exactly what the trained one does and fine-tuning learns how much to use them."""
     grown = model.state_dict()
     for key, value in trained.state_dict().items():
         target = grown[key]

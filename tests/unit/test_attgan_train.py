@@ -298,6 +298,47 @@ def test_init_from_grows_attribute_injections_that_start_from_the_trained_functi
         train_attgan(tiny_cfg(toy_data, tmp_path / "back", init_from=str(tuned), inject_layers=0))
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "layer"),
+    [
+        (dict(shortcut_layers=1, inject_layers=1), dict(shortcut_layers=2, inject_layers=1), 2),
+        (dict(shortcut_layers=1, inject_layers=0), dict(shortcut_layers=2, inject_layers=2), 2),
+    ],
+    ids=["shortcut", "shortcut-and-injection"],
+)
+def test_init_from_grows_shortcuts_that_start_from_the_trained_function(
+    toy_data, tmp_path, before, after, layer
+) -> None:
+    from faceedit.checkpoints.attgan import load_trained
+    from faceedit.train.attgan import _init_from, build_model
+
+    source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=2, **before))
+    src = load_trained(source).eval()
+    start = build_model(tiny_cfg(toy_data, tmp_path / "x", **after))
+    _init_from(start, str(source))
+    start.eval()
+    n_trained = src.G.dec_layers[layer].layers[0].weight.shape[0]
+    new_rows = start.G.dec_layers[layer].layers[0].weight[n_trained:]
+    assert new_rows.shape[0] > 0 and torch.equal(new_rows, torch.zeros_like(new_rows))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    b = torch.rand(4, len(TOY_ATTRS)) - 0.5
+    with torch.no_grad():
+        assert torch.allclose(start.G(x, b), src.G(x, b), atol=1e-6)
+
+
+def test_init_from_refuses_a_shortcut_that_would_land_before_trained_injections(
+    toy_data, tmp_path
+) -> None:
+    source = train_attgan(
+        tiny_cfg(toy_data, tmp_path / "src", shortcut_layers=1, inject_layers=2, max_steps=1)
+    )
+    grown = tiny_cfg(
+        toy_data, tmp_path / "g", init_from=str(source), shortcut_layers=2, inject_layers=2
+    )
+    with pytest.raises(FaceeditError, match="G.shortcut_layers: 1 there, 2 here"):
+        train_attgan(grown)
+
+
 def test_init_from_refuses_other_architectures_and_missing_models(toy_data, tmp_path) -> None:
     source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=2))
     wider = tiny_cfg(toy_data, tmp_path / "w", init_from=str(source), enc_dim=16)
