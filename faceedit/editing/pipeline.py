@@ -512,10 +512,13 @@ class FaceEditor:
         edits: Mapping[str, float],
         init: torch.Tensor | None = None,
         seed: int | None = None,
+        ws: torch.Tensor | None = None,
     ) -> FaceEdit:
         """Edit one aligned crop ``uint8 [S, S, 3]``; returns the edited crop at size ``S``.
 
-        ``edits`` must have been checked (:meth:`check_edits`).
+        ``edits`` must have been checked (:meth:`check_edits`). ``ws``: the crop's code
+        from an earlier :meth:`invert_crop` (latent method), to edit one crop several
+        ways without inverting it each time.
         """
         size = crop.shape[0]
         if self.method == "attgan":
@@ -526,7 +529,8 @@ class FaceEditor:
         from faceedit.editing.latent import LatentEditor
 
         parts = self.latent
-        ws = self.invert_crop(crop, init=init, seed=seed)
+        if ws is None:
+            ws = self.invert_crop(crop, init=init, seed=seed)
         editor = LatentEditor(
             {k: parts.transformer(k) for k in edits},
             generator=parts.generator,

@@ -240,7 +240,13 @@ def project(
     G.eval()
     dist = PerceptualDistance(perceptual).to(device).eval() if perceptual is not None else None
 
-    with _frozen(G), _frozen(dist if dist is not None else nn.Identity()):
+    # the optimisation needs autograd even when the caller runs under torch.no_grad()
+    # (evaluation loops do); the generator stays frozen either way
+    with (
+        torch.enable_grad(),
+        _frozen(G),
+        _frozen(dist if dist is not None else nn.Identity()),
+    ):
         w_mean, w_std = w_stats(G, w_stats_samples, generator)
         code = _initial_code(G, space, init, w_mean).requires_grad_(True)
         noise: list[torch.Tensor] | None = None

@@ -273,19 +273,33 @@ def evaluate_avatar_edits(
 
 def editor_functions(editor) -> tuple[EditFn, ReconstructFn]:
     """``edit`` and ``reconstruct`` for a :class:`~faceedit.editing.pipeline.FaceEditor`."""
+    import hashlib
+
     from faceedit.data.images import tensor_to_uint8
 
+    # the latent method inverts each avatar once: its reconstruction and every edit of it
+    # start from that code (an optimisation inversion costs far more than an edit)
+    last_code: dict[bytes, torch.Tensor] = {}
+
+    def code_of(image: np.ndarray) -> torch.Tensor:
+        key = hashlib.sha1(image.tobytes()).digest()
+        if key not in last_code:
+            last_code.clear()
+            last_code[key] = editor.invert_crop(image)
+        return last_code[key]
+
     def edit(image: np.ndarray, edits: Mapping[str, float]) -> np.ndarray:
-        return editor.edit_crop(image, dict(edits)).edited_crop
+        ws = None if editor.method == "attgan" else code_of(image)
+        return editor.edit_crop(image, dict(edits), ws=ws).edited_crop
 
     def reconstruct(image: np.ndarray) -> np.ndarray:
+        ws = None if editor.method == "attgan" else code_of(image)
         with torch.no_grad():
             if editor.method == "attgan":
                 ed = editor.attgan
                 x = ed.preprocess(image)
                 out = ed.reconstruct(x, ed.current_attrs(x, None))
             else:
-                ws = editor.invert_crop(image)
                 out = editor.latent.generator.synthesis(ws, noise_mode="const")
         rec = tensor_to_uint8(out)[0]
         if rec.shape != image.shape:

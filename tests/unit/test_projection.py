@@ -92,6 +92,16 @@ def test_deterministic_under_a_seed(G, known):
     assert not torch.equal(a.ws, c.ws)
 
 
+def test_works_inside_a_no_grad_block(G, known):
+    """Evaluation loops call it under torch.no_grad(); it must still optimise."""
+    _, target = known
+    free = _run(G, target, space="w+", steps=15)
+    with torch.no_grad():
+        inside = _run(G, target, space="w+", steps=15)
+    assert torch.equal(free.ws, inside.ws) and free.losses == inside.losses
+    assert inside.losses[-1] < inside.losses[0]
+
+
 def test_init_from_a_code_starts_close(G, known):
     ws_true, target = known
     r = _run(G, target, space="w+", steps=5, init=ws_true, lr=1e-3, initial_noise_factor=0.0)

@@ -90,3 +90,23 @@ def test_shipped_latent_bundle_moves_colour_and_glasses():
     )
     assert report.target_change >= 0.6
     assert report.psnr is not None and report.psnr >= 17.0
+
+
+def test_latent_eval_by_optimisation_inverts_each_avatar_once():
+    """``faceedit eval avatars --invert optimize``: the projection runs (the evaluation
+    loop holds no gradients) once per avatar, shared by its reconstruction and edits."""
+    from faceedit.editing.pipeline import build_editor
+    from faceedit.eval.avatars import editor_functions, evaluate_avatar_edits, held_out_records
+
+    editor = build_editor("latent", "avatar-latent", invert="optimize", steps=3)
+    calls = []
+    invert = editor.invert_crop
+    editor.invert_crop = lambda crop, **kw: calls.append(1) or invert(crop, **kw)
+    edit, reconstruct = editor_functions(editor)
+    attrs = ["Blond_Hair", "Eyeglasses", "Pale_Skin"]
+    report = evaluate_avatar_edits(
+        edit, attrs, faceedit.load("avatar-oracle"), held_out_records(2, seed=7),
+        size=editor.crop_size, reconstruct=reconstruct, progress=False,
+    )  # fmt: skip
+    assert len(calls) == 2
+    assert [r.n for r in report.rows] == [2, 2, 2] and report.psnr is not None
