@@ -39,6 +39,13 @@ def register(commands: Commands) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device")
     p.add_argument(
+        "--init-from",
+        help="continue this generator (its dir, a run dir or a latent bundle) with a fresh D",
+    )
+    p.add_argument(
+        "--d-warmup-steps", type=int, help="train only D for the first steps (with --init-from)"
+    )
+    p.add_argument(
         "--no-resume", action="store_true", help="start over even if a checkpoint exists"
     )
 
@@ -64,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         "max_images",
         "seed",
         "device",
+        "init_from",
+        "d_warmup_steps",
     ]
     overrides = {f: getattr(args, f) for f in fields}
     config = load_yaml_config(args.config, StyleGAN2TrainConfig, **overrides)

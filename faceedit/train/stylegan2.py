@@ -7,6 +7,12 @@ in-memory dataset, optional bfloat16 autocast. Under ``torchrun`` every process 
 its own shard of the data and gradients are averaged across processes after each
 backward pass (what DistributedDataParallel does, done by hand because each step runs
 several differently-shaped passes through G and D).
+
+Continuing a trained generator (not in the official code): ``init_from`` starts G and
+G_ema from a generator in faceedit's format (a generator directory, a run directory or a
+shipped latent bundle) with a fresh discriminator; for the first ``d_warmup_steps`` steps
+only D learns, so that G is not pushed around by a discriminator that still judges at
+random.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ class StyleGAN2TrainConfig:
     max_images: int | None = None
     seed: int = 0
     device: str = "cpu"
+    init_from: str = ""  # start G from this generator (dir, run dir, shipped bundle name)
+    d_warmup_steps: int = 0  # the first steps train D only (for a fresh D beside a trained G)
 
     def __post_init__(self) -> None:
         if self.amp not in ("none", "bf16"):
@@ -86,6 +94,8 @@ class StyleGAN2TrainConfig:
             raise FaceeditError("batch_size must be at least 2 (minibatch std needs pairs)")
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise FaceeditError(f"resolution must be a power of two >= 8, got {self.resolution}")
+        if self.d_warmup_steps < 0:
+            raise FaceeditError(f"d_warmup_steps must be >= 0, got {self.d_warmup_steps}")
 
     def generator_config(self) -> StyleGAN2Config:
         return StyleGAN2Config(
@@ -279,6 +289,8 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
     torch.manual_seed(config.seed)
     G = StyleGAN2Generator(config.generator_config()).to(device).train()
     D = StyleGAN2Discriminator(config.discriminator_config()).to(device).train()
+    if config.init_from:
+        G.load_state_dict(load_generator_to_continue(config.init_from, G.config).state_dict())
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     c_g = config.pl_interval / (config.pl_interval + 1) if config.pl_weight > 0 else 1.0
     c_d = config.r1_interval / (config.r1_interval + 1)
@@ -352,6 +364,13 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
         average_gradients(D, dist_info)
         opt_d.step()
 
+        if step < config.d_warmup_steps:
+            _finish_step(step, logs, logger, bar)
+            step += 1
+            if step % config.checkpoint_every == 0:
+                _save(ckpt_path, config, G, D, G_ema, opt_g, opt_d, pl_mean, step, gen, dist_info)
+            continue
+
         # generator: non-saturating loss, plus lazy path-length regularisation
         D.requires_grad_(False)
         G.requires_grad_(True)
@@ -379,11 +398,8 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
         )
         update_ema(G_ema, G, 0.5 ** (config.batch_size / max(half_life, 1e-8)))
 
+        _finish_step(step, logs, logger, bar)
         step += 1
-        if logger is not None:
-            logger.scalars(step, logs)
-        bar.update(1)
-        bar.set_postfix(D=f"{logs['loss/D']:.3f}", G=f"{logs['loss/G']:.3f}")
         if main and (step % config.sample_every == 0 or step == config.steps):
             grid = sample_grid(G_ema, fixed_z)
             from faceedit.viz import save_grid
@@ -404,6 +420,48 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
             write_loss_plot(out / "losses.png", logger.history, title="StyleGAN2 losses")
     barrier(dist_info)  # no process tears the group down while another still works
     return export
+
+
+def _finish_step(step: int, logs: dict[str, float], logger, bar) -> None:
+    if logger is not None:
+        logger.scalars(step + 1, logs)
+    bar.update(1)
+    bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in logs.items() if k != "loss/R1"})
+
+
+def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN2Generator:
+    """The generator a run continues: ``source`` is a generator directory (faceedit's
+    format), a run directory holding ``generator/``, or a latent bundle (a path or a
+    shipped name) whose ``bundle.json`` names its generator. Its settings must equal the
+    run's (``wanted``)."""
+    from faceedit.shipped import shipped_path
+
+    path = Path(source)
+    if not path.exists() and shipped_path(source) is not None:
+        path = shipped_path(source)
+    if (path / "bundle.json").is_file():
+        part = json.loads((path / "bundle.json").read_text()).get("generator")
+        path = path / part if part else path
+    elif (path / "generator" / "config.json").is_file():
+        path = path / "generator"
+    if not (path / "config.json").is_file():
+        raise FaceeditError(
+            f"init_from {source}: not a generator directory, run directory or latent bundle"
+        )
+    try:
+        trained = StyleGAN2Generator.from_pretrained(path)
+    except (FaceeditError, ValueError, OSError) as e:
+        raise FaceeditError(f"init_from {source}: {e}") from None
+    if trained.config != wanted:
+        diff = [
+            f"{f.name} {getattr(trained.config, f.name)} != {getattr(wanted, f.name)}"
+            for f in dataclasses.fields(wanted)
+            if getattr(trained.config, f.name) != getattr(wanted, f.name)
+        ]
+        raise FaceeditError(
+            f"init_from {source}: its generator differs from this config ({', '.join(diff)})"
+        )
+    return trained
 
 
 def _save(path, config, G, D, G_ema, opt_g, opt_d, pl_mean, step, gen, dist_info) -> None:

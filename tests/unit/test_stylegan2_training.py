@@ -103,6 +103,45 @@ def test_resume_continues_exactly(image_dir, tmp_path):
             torch.testing.assert_close(value, b[key][name], rtol=0, atol=0, msg=f"{key}.{name}")
 
 
+def test_init_from_continues_a_generator_with_d_warmup(image_dir, tmp_path):
+    first = tmp_path / "first"
+    train_stylegan2(tiny_config(image_dir, first, steps=6), progress=False)
+    trained = faceedit.load(first / "generator").state_dict()
+
+    # D-only warm-up: after 4 of 4 + 2 steps, G and G_ema are still the trained generator
+    run = tmp_path / "continued"
+    cfg = tiny_config(
+        image_dir, run, steps=6, init_from=str(first), d_warmup_steps=4, checkpoint_every=4
+    )
+    train_stylegan2(dataclasses.replace(cfg, steps=4), progress=False)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    for key in ("G", "G_ema"):
+        for name, value in trained.items():
+            torch.testing.assert_close(ckpt[key][name], value, rtol=0, atol=0)
+    rows = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all("loss/G" not in r for r in rows)
+
+    # after the warm-up G learns, starting from the trained weights (resumed run)
+    train_stylegan2(cfg, progress=False)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 6
+    assert any(not torch.equal(ckpt["G"][k], v) for k, v in trained.items())
+
+
+def test_init_from_errors(image_dir, tmp_path):
+    with pytest.raises(faceedit.FaceeditError, match="not a generator directory"):
+        train_stylegan2(
+            tiny_config(image_dir, tmp_path / "a", init_from=str(tmp_path)), progress=False
+        )
+    first = tmp_path / "first"
+    train_stylegan2(tiny_config(image_dir, first, steps=2), progress=False)
+    wider = tiny_config(image_dir, tmp_path / "b", channel_max=32, init_from=str(first))
+    with pytest.raises(faceedit.FaceeditError, match="channel_max 16 != 32"):
+        train_stylegan2(wider, progress=False)
+    with pytest.raises(faceedit.FaceeditError, match="d_warmup_steps"):
+        tiny_config(image_dir, tmp_path, d_warmup_steps=-1)
+
+
 def test_config_errors(image_dir, tmp_path):
     with pytest.raises(faceedit.FaceeditError, match="power of two"):
         tiny_config(image_dir, tmp_path, resolution=24)
