@@ -367,7 +367,7 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
         if step < config.d_warmup_steps:
             _finish_step(step, logs, logger, bar)
             step += 1
-            if step % config.checkpoint_every == 0:
+            if step % config.checkpoint_every == 0 or step == config.steps:
                 _save(ckpt_path, config, G, D, G_ema, opt_g, opt_d, pl_mean, step, gen, dist_info)
             continue
 
