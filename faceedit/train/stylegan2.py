@@ -286,10 +286,12 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
     data = load_image_tensor(files, config.resolution, progress=progress and main)
     data = data[dist_info.rank :: dist_info.world_size]  # this process's shard
 
+    ckpt_path = out / "checkpoint.pt"
+    resuming = resume and ckpt_path.is_file()
     torch.manual_seed(config.seed)
     G = StyleGAN2Generator(config.generator_config()).to(device).train()
     D = StyleGAN2Discriminator(config.discriminator_config()).to(device).train()
-    if config.init_from:
+    if config.init_from and not resuming:  # a resumed run's G comes from its checkpoint
         G.load_state_dict(load_generator_to_continue(config.init_from, G.config).state_dict())
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     c_g = config.pl_interval / (config.pl_interval + 1) if config.pl_weight > 0 else 1.0
@@ -303,8 +305,7 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
     gen = torch.Generator().manual_seed(config.seed * 1000 + dist_info.rank)
     pl_mean = torch.zeros((), device=device)
     step = 0
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
+    if resuming:
         ckpt = load_checkpoint(ckpt_path)
         saved = ckpt.get("config", {})
         if saved.get("resolution") != config.resolution or saved.get("z_dim") != config.z_dim:
@@ -434,14 +435,15 @@ def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN
     format), a run directory holding ``generator/``, or a latent bundle (a path or a
     shipped name) whose ``bundle.json`` names its generator. Its settings must equal the
     run's (``wanted``)."""
+    from faceedit.editing.pipeline import read_bundle
     from faceedit.shipped import shipped_path
 
     path = Path(source)
     if not path.exists() and shipped_path(source) is not None:
         path = shipped_path(source)
-    if (path / "bundle.json").is_file():
-        part = json.loads((path / "bundle.json").read_text()).get("generator")
-        path = path / part if part else path
+    bundled = read_bundle(path).get("generator")
+    if bundled:
+        path = Path(bundled)
     elif (path / "generator" / "config.json").is_file():
         path = path / "generator"
     if not (path / "config.json").is_file():

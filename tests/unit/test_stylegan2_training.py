@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -121,7 +122,9 @@ def test_init_from_continues_a_generator_with_d_warmup(image_dir, tmp_path):
     rows = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and all("loss/G" not in r for r in rows)
 
-    # after the warm-up G learns, starting from the trained weights (resumed run)
+    # after the warm-up G learns, starting from the trained weights; the resumed run takes
+    # G from its own checkpoint, so the source may be gone by then
+    shutil.rmtree(first)
     train_stylegan2(cfg, progress=False)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 6
@@ -138,6 +141,9 @@ def test_init_from_errors(image_dir, tmp_path):
     wider = tiny_config(image_dir, tmp_path / "b", channel_max=32, init_from=str(first))
     with pytest.raises(faceedit.FaceeditError, match="channel_max 16 != 32"):
         train_stylegan2(wider, progress=False)
+    shipped = tiny_config(image_dir, tmp_path / "c", init_from="avatar-latent")  # its bundle.json
+    with pytest.raises(faceedit.FaceeditError, match="img_resolution 64 != 16"):
+        train_stylegan2(shipped, progress=False)
     with pytest.raises(faceedit.FaceeditError, match="d_warmup_steps"):
         tiny_config(image_dir, tmp_path, d_warmup_steps=-1)
 
