@@ -277,22 +277,27 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
     out = Path(config.out)
     main = dist_info.is_main
     device = resolve_device(config.device, dist_info)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "samples").mkdir(exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    resuming = resume and ckpt_path.is_file()
+    # bad inputs fail here, before the images are loaded and anything is written;
+    # a resumed run's G comes from its checkpoint, not from init_from
+    start = None
+    if config.init_from and not resuming:
+        start = load_generator_to_continue(config.init_from, config.generator_config())
     files = find_images(config.data)
     if config.max_images:
         files = files[: config.max_images]
     data = load_image_tensor(files, config.resolution, progress=progress and main)
     data = data[dist_info.rank :: dist_info.world_size]  # this process's shard
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "samples").mkdir(exist_ok=True)
 
-    ckpt_path = out / "checkpoint.pt"
-    resuming = resume and ckpt_path.is_file()
     torch.manual_seed(config.seed)
     G = StyleGAN2Generator(config.generator_config()).to(device).train()
     D = StyleGAN2Discriminator(config.discriminator_config()).to(device).train()
-    if config.init_from and not resuming:  # a resumed run's G comes from its checkpoint
-        G.load_state_dict(load_generator_to_continue(config.init_from, G.config).state_dict())
+    if start is not None:
+        G.load_state_dict(start.state_dict())
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     c_g = config.pl_interval / (config.pl_interval + 1) if config.pl_weight > 0 else 1.0
     c_d = config.r1_interval / (config.r1_interval + 1)

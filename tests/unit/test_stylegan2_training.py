@@ -136,6 +136,7 @@ def test_init_from_errors(image_dir, tmp_path):
         train_stylegan2(
             tiny_config(image_dir, tmp_path / "a", init_from=str(tmp_path)), progress=False
         )
+    assert not (tmp_path / "a").exists()  # nothing written for a run that cannot start
     first = tmp_path / "first"
     train_stylegan2(tiny_config(image_dir, first, steps=2), progress=False)
     wider = tiny_config(image_dir, tmp_path / "b", channel_max=32, init_from=str(first))
@@ -153,6 +154,7 @@ def test_config_errors(image_dir, tmp_path):
         tiny_config(image_dir, tmp_path, resolution=24)
     with pytest.raises(faceedit.FaceeditError, match="no such data directory"):
         train_stylegan2(tiny_config(tmp_path / "nope", tmp_path / "o"), progress=False)
+    assert not (tmp_path / "o").exists()
     cfg = tiny_config(image_dir, tmp_path / "r", steps=2, checkpoint_every=2)
     train_stylegan2(cfg, progress=False)
     other = dataclasses.replace(cfg, resolution=8, steps=4)
