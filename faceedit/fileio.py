@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,3 +64,43 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_new_dir(path: str | os.PathLike) -> Path:
+    """Fail early, with a clear message, unless ``path`` can become a new directory.
+
+    An existing empty directory is accepted (it is replaced); a file or a non-empty
+    directory is not, so that a finished output is never overwritten.
+    """
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = "a non-empty directory" if out.is_dir() else "a file"
+        raise FaceeditError(f"{out}: already exists and is {what}; choose a new output directory")
+    if not os.access(parent, os.W_OK):
+        raise FaceeditError(f"{out}: parent directory {parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; rename it onto ``path`` on success.
+
+    ``path`` is checked first (:func:`check_new_dir`). On any exception the temporary
+    directory is removed and ``path`` is left as it was.
+    """
+    out = check_new_dir(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        yield tmp
+        # mkdtemp makes the directory private; an output is meant to be shared
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -2,9 +2,11 @@
 
 ``train encoder`` fits a :class:`~faceedit.nets.latent_encoder.LatentEncoder` (pSp/e4e
 style, Richardson et al. CVPR 2021) to a frozen StyleGAN2 generator
-(:mod:`faceedit.train.encoder`); ``data latents`` encodes a labelled dataset with it into
-the ``codes.npy`` + ``list_attr_celeba.txt`` pair that ``train classifier`` and ``train
-transformer`` read. Numbers are parsed here so that a bad value gives one clear line.
+(:mod:`faceedit.train.encoder`); ``data latents`` encodes a labelled dataset with it, or
+labels a generator's own samples with an attribute reader
+(:mod:`faceedit.data.labelled_samples`), into the ``codes.npy`` + ``list_attr_celeba.txt``
+pair that ``train classifier`` and ``train transformer`` read. Numbers are parsed here so
+that a bad value gives one clear line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from faceedit.cli.common import Commands, parse_float, parse_int
+from faceedit.errors import FaceeditError
 
 
 def register(commands: Commands) -> None:
@@ -54,17 +57,32 @@ def register(commands: Commands) -> None:
 
     d = commands.add(
         "latents",
-        help="encode a labelled dataset into W+ codes for 'train classifier/transformer'",
+        help="W+ codes with labels for 'train classifier/transformer': encoded or sampled",
         run=run_data_latents,
         group="data",
         description=(
-            "Encode every image of a dataset (or one split) with a trained encoder: writes "
-            "OUT/codes.npy float32 [N, num_ws, w_dim], OUT/list_attr_celeba.txt (the matching "
-            "label rows, same order) and OUT/files.txt."
+            "Write OUT/codes.npy float32 [N, num_ws, w_dim] and OUT/list_attr_celeba.txt (one "
+            "label row per code, same order), from one of two sources. --encoder E --data DIR: "
+            "encode every image of a labelled dataset (or one split) with a trained encoder; "
+            "the labels are the dataset's (plus OUT/files.txt). --generator G --labeller L: "
+            "sample N codes from a generator and label each sample's image with an attribute "
+            "reader, so that a label says what the generator draws for its code (plus "
+            "OUT/samples.json and OUT/by_attribute.png)."
         ),
     )
-    d.add_argument("--encoder", required=True, metavar="E", help="encoder from 'train encoder'")
-    d.add_argument("--data", required=True, metavar="DIR", help="dataset ('data avatars' output)")
+    d.add_argument("--encoder", metavar="E", help="encoder from 'train encoder'")
+    d.add_argument("--data", metavar="DIR", help="dataset ('data avatars' output) to encode")
+    d.add_argument(
+        "--generator", metavar="G", help="generator, StyleGAN2 run or latent bundle to sample"
+    )
+    d.add_argument(
+        "--labeller", metavar="L", help="attribute reader for the samples, e.g. avatar-oracle"
+    )
+    d.add_argument("--n", default="30000", metavar="N", help="samples to draw (with --generator)")
+    d.add_argument("--seed", default="0", help="sampling seed (with --generator)")
+    d.add_argument(
+        "--truncation", default="1.0", metavar="PSI", help="truncation psi (with --generator)"
+    )
     d.add_argument("-o", "--out", required=True, metavar="OUT", help="new output directory")
     d.add_argument("--batch-size", default="64", metavar="B", help="images per batch")
     d.add_argument(
@@ -108,6 +126,18 @@ def run_train_encoder(args: argparse.Namespace) -> int:
 
 
 def run_data_latents(args: argparse.Namespace) -> int:
+    encoding = args.encoder is not None or args.data is not None
+    sampling = args.generator is not None or args.labeller is not None
+    if encoding == sampling:
+        raise FaceeditError(
+            "data latents needs one source: --encoder E --data DIR (encode a labelled "
+            "dataset) or --generator G --labeller L (label a generator's samples)"
+        )
+    if sampling:
+        return _run_label_samples(args)
+    if args.encoder is None or args.data is None:
+        raise FaceeditError("encoding a dataset needs both --encoder E and --data DIR")
+
     from faceedit.train.encoder import encode_dataset
 
     out, n = encode_dataset(
@@ -122,4 +152,29 @@ def run_data_latents(args: argparse.Namespace) -> int:
     labels = out / "list_attr_celeba.txt"
     with_labels = f" with labels {labels}" if labels.is_file() else " (the dataset has no labels)"
     print(f"wrote {n} W+ codes to {out / 'codes.npy'}{with_labels}")
+    return 0
+
+
+def _run_label_samples(args: argparse.Namespace) -> int:
+    from faceedit.data.labelled_samples import label_generator_samples
+
+    if args.generator is None or args.labeller is None:
+        raise FaceeditError("labelling samples needs both --generator G and --labeller L")
+    result = label_generator_samples(
+        args.generator,
+        args.labeller,
+        args.out,
+        n=parse_int(args.n, "--n", 1),
+        seed=parse_int(args.seed, "--seed", 0),
+        truncation_psi=parse_float(args.truncation, "--truncation"),
+        batch_size=parse_int(args.batch_size, "--batch-size", 1),
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    rates = ", ".join(
+        f"{a} {r:.0%}" for a, r in zip(result.attr_names, result.on_rate, strict=True)
+    )
+    print(f"wrote {result.n} W+ codes to {result.out / 'codes.npy'} with the labeller's labels")
+    print(f"on: {rates}")
+    print(f"look at {result.out / 'by_attribute.png'} before trusting the labels")
     return 0

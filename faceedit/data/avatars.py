@@ -103,8 +103,6 @@ import math
 import multiprocessing as mp
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +111,7 @@ from typing import Any
 import numpy as np
 
 from faceedit.errors import DataError, FaceeditError
+from faceedit.fileio import atomic_dir, check_new_dir
 
 STYLE_NAME = "avataaars"
 DICEBEAR_SEED = "faceedit"  # only names SVG ids; every visible option is set explicitly
@@ -736,20 +735,11 @@ def write_dataset(
     workers = default_workers() if workers is None else workers
     if not isinstance(workers, int) or workers < 1:
         raise FaceeditError(f"number of workers must be a positive integer, got {workers!r}")
-    out = Path(out_dir)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = "a non-empty directory" if out.is_dir() else "a file"
-        raise FaceeditError(f"{out}: already exists and is {what}; choose a new output directory")
-    if not os.access(parent, os.W_OK):
-        raise FaceeditError(f"{out}: parent directory {parent} is not writable")
+    out = check_new_dir(out_dir)
 
     records = sample_records(n, seed)
     splits = split_assignment(n, seed, split)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / IMAGE_DIR).mkdir()
         _render_all(tmp, records, size, workers, progress, chunk)
         _write_labels(tmp, records, splits)
@@ -768,13 +758,6 @@ def write_dataset(
             "packages": _package_versions(),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset is meant to be shared
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return AvatarDataset(out, n, size, seed, meta["split_counts"])
 
 

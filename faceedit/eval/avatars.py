@@ -110,7 +110,7 @@ class AvatarEvalReport:
         return "\n".join(lines) + "\n"
 
 
-def _oracle_read(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:
+def oracle_read(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Oracle labels of ``uint8 [N, S, S, 3]`` images, resized to its input size."""
     from faceedit.train.oracle import images_to_tensor
 
@@ -154,7 +154,7 @@ def judge_edits(
         images: the edited avatars ``uint8 [S, S, 3]``, one per entry of ``edits``.
     """
     names = list(oracle.config.attr_names)
-    pred_attrs, pred_params = _oracle_read(oracle, np.stack(images))
+    pred_attrs, pred_params = oracle_read(oracle, np.stack(images))
     out = []
     for i, (record, a, want_on) in enumerate(edits):
         target = edit_attribute(record, a, want_on)

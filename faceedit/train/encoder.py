@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from faceedit.errors import DataError, FaceeditError
+from faceedit.fileio import atomic_dir, check_new_dir
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
 from faceedit.train.stylegan2 import mixed_ws
 
@@ -544,21 +545,13 @@ def encode_dataset(
     Raises:
         FaceeditError: a bad encoder, dataset, or output directory.
     """
-    import shutil
-    import tempfile
-
     from tqdm import tqdm
 
     from faceedit.checkpoints import load
     from faceedit.errors import CheckpointError
     from faceedit.train.common import resolve_device
 
-    out = Path(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FaceeditError(f"{out}: already exists and is not empty; choose a new directory")
+    out = check_new_dir(out)
     if batch_size < 1:
         raise FaceeditError(f"batch size must be at least 1, got {batch_size}")
     if not Path(encoder).exists():
@@ -588,18 +581,10 @@ def encode_dataset(
             codes[i : i + len(chunk.files)] = E(to_model_range(chunk.images).to(dev)).cpu().numpy()
             bar.update(len(chunk.files))
     bar.close()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
+    with atomic_dir(out) as tmp:
         np.save(tmp / "codes.npy", codes)
         if label_lines is not None:
             text = f"{len(files)}\n{header}\n" + "".join(ln + "\n" for ln in label_lines)
             (tmp / ATTR_FILE).write_text(text, "utf-8")
         (tmp / "files.txt").write_text("".join(f + "\n" for f in files), "utf-8")
-        os.chmod(tmp, 0o755)
-        if out.is_dir():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out, len(files)

@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,17 +436,20 @@ def _finish_step(step: int, logs: dict[str, float], logger, bar) -> None:
     bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in logs.items() if k != "loss/R1"})
 
 
-def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN2Generator:
-    """The generator a run continues: ``source`` is a generator directory (faceedit's
+def find_generator(source: str | os.PathLike, what: str = "generator") -> Path:
+    """The generator directory that ``source`` names: a generator directory (faceedit's
     format), a run directory holding ``generator/``, or a latent bundle (a path or a
-    shipped name) whose ``bundle.json`` names its generator. Its settings must equal the
-    run's (``wanted``)."""
+    shipped name) whose ``bundle.json`` names its generator.
+
+    Raises:
+        FaceeditError: ``source`` is none of these (the message starts with ``what``).
+    """
     from faceedit.editing.pipeline import read_bundle
     from faceedit.shipped import shipped_path
 
     path = Path(source)
-    if not path.exists() and shipped_path(source) is not None:
-        path = shipped_path(source)
+    if not path.exists() and shipped_path(str(source)) is not None:
+        path = shipped_path(str(source))
     bundled = read_bundle(path).get("generator")
     if bundled:
         path = Path(bundled)
@@ -453,8 +457,15 @@ def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN
         path = path / "generator"
     if not (path / "config.json").is_file():
         raise FaceeditError(
-            f"init_from {source}: not a generator directory, run directory or latent bundle"
+            f"{what} {source}: not a generator directory, run directory or latent bundle"
         )
+    return path
+
+
+def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN2Generator:
+    """The generator a run continues (``source`` as for :func:`find_generator`). Its
+    settings must equal the run's (``wanted``)."""
+    path = find_generator(source, "init_from")
     try:
         trained = StyleGAN2Generator.from_pretrained(path)
     except (FaceeditError, ValueError, OSError) as e:

@@ -188,7 +188,7 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
         ("train", ["--lr", "fast"], "--lr 'fast': expected a number"),
         ("train", ["-o", "{full}"], "is not empty and holds no checkpoint.pt"),
         ("latents", ["--encoder", "{gen}"], "holds a StyleGAN2Generator, not a latent encoder"),
-        ("latents", ["-o", "{full}"], "already exists and is not empty"),
+        ("latents", ["-o", "{full}"], "already exists and is a non-empty directory"),
         ("latents", ["--data", "{nosplit}", "--split", "val"], "list_eval_partition.txt: no such"),
         ("latents", ["--batch-size", "x"], "--batch-size 'x': expected an integer"),
     ],

@@ -1,0 +1,144 @@
+"""``faceedit data latents --generator G --labeller L``: a generator's own samples as W+
+codes, labelled by an attribute reader (faceedit.data.labelled_samples).
+
+The labels must be the reader's verdict on the very image each code renders, the files
+must be the layout that ``train classifier`` reads, the same seed must give the same
+files, and bad inputs give one line and write nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import faceedit
+from faceedit.cli import main
+from faceedit.data.images import tensor_to_uint8
+from faceedit.data.latents import read_labels
+from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
+from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from faceedit.train.oracle import images_to_tensor
+
+ATTRS = ("Smiling", "Eyeglasses", "Bald")
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory) -> Path:
+    torch.manual_seed(3)
+    G = StyleGAN2Generator(
+        StyleGAN2Config(
+            z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2, channel_base=64,
+            channel_max=16,
+        )
+    )  # fmt: skip
+    G.mapping.w_avg.normal_()
+    path = tmp_path_factory.mktemp("samples") / "G"
+    G.eval().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def labeller(generator: Path, tmp_path_factory) -> Path:
+    """A random 32 px oracle (so the 16 px samples are resized for it) whose biases put
+    each attribute's decision threshold at its median logit on the generator's samples:
+    every attribute is on for some samples and off for others."""
+    torch.manual_seed(4)
+    oracle = AvatarOracle(
+        AvatarOracleConfig(img_size=32, channels=(4, 8), hidden=8, attr_names=ATTRS)
+    ).eval()
+    G = faceedit.load(generator)
+    with torch.no_grad():
+        img = G.synthesis(G.mapping(torch.randn(64, G.z_dim)), noise_mode="const")
+        logits = oracle(torch.nn.functional.interpolate(img, size=(32, 32), mode="bilinear"))
+        oracle.attr_head.bias -= logits.attrs.median(0).values
+    path = tmp_path_factory.mktemp("samples") / "oracle"
+    oracle.save_pretrained(path)
+    return path
+
+
+def _sample(generator: Path, labeller: Path, out: Path, *extra: str) -> int:
+    args = ["data", "latents", "--generator", str(generator), "--labeller", str(labeller)]
+    return main([*args, "-o", str(out), "--no-progress", *extra])
+
+
+def test_labels_are_the_readers_verdict_on_each_codes_image(
+    generator: Path, labeller: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "samples"
+    assert _sample(generator, labeller, out, "--n", "40", "--seed", "5", "--batch-size", "16") == 0
+    assert "wrote 40 W+ codes" in capsys.readouterr().out
+    G, reader = faceedit.load(generator), faceedit.load(labeller)
+    codes = np.load(out / "codes.npy")
+    assert codes.shape == (40, G.num_ws, G.w_dim) and codes.dtype == np.float32
+    # one w per sample, repeated over the W+ rows
+    np.testing.assert_array_equal(codes, np.repeat(codes[:, :1], G.num_ws, axis=1))
+    labels, names = read_labels(out / "list_attr_celeba.txt")
+    assert names == ATTRS and labels.shape == (40, len(ATTRS))
+    with torch.no_grad():
+        images = tensor_to_uint8(G.synthesis(torch.from_numpy(codes), noise_mode="const"))
+    big = [Image.fromarray(im).resize((32, 32), Image.Resampling.LANCZOS) for im in images]
+    verdict, _ = reader.predict(images_to_tensor(np.stack([np.asarray(b) for b in big])))
+    np.testing.assert_array_equal(labels, (verdict.numpy() > 0).astype(labels.dtype))
+    assert 0 < labels.sum() < labels.size  # the reader said both
+
+    meta = json.loads((out / "samples.json").read_text())
+    assert meta["n"] == 40 and meta["seed"] == 5
+    for k, name in enumerate(ATTRS):
+        assert meta["on_rate"][name] == pytest.approx(labels[:, k].mean(), abs=1e-4)
+    preview = np.asarray(Image.open(out / "by_attribute.png"))
+    assert preview.ndim == 3 and preview.shape[0] > 3 * 16
+
+    again = tmp_path / "again"
+    assert _sample(generator, labeller, again, "--n", "40", "--seed", "5") == 0
+    np.testing.assert_array_equal(np.load(again / "codes.npy"), codes)  # batch size free
+    other = tmp_path / "other"
+    assert _sample(generator, labeller, other, "--n", "40", "--seed", "6") == 0
+    assert not np.array_equal(np.load(other / "codes.npy"), codes)
+
+
+def test_the_samples_train_a_latent_classifier(
+    generator: Path, labeller: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "samples"
+    assert _sample(generator, labeller, out, "--n", "64") == 0
+    args = ["train", "classifier", "--codes", str(out / "codes.npy")]
+    args += ["--labels", str(out / "list_attr_celeba.txt"), "-o", str(tmp_path / "clf")]
+    assert main([*args, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
+    assert faceedit.load(tmp_path / "clf" / "classifier").config.n_attrs == len(ATTRS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "needs one source"),
+        (["--encoder", "{gen}", "--generator", "{gen}"], "needs one source"),
+        (["--encoder", "{gen}"], "needs both --encoder E and --data DIR"),
+        (["--generator", "{gen}"], "needs both --generator G and --labeller L"),
+        (["--generator", "{gen}", "--labeller", "{gen}"], "holds a StyleGAN2Generator"),
+        (["--generator", "{tmp}/none", "--labeller", "{lab}"], "not a generator directory"),
+        (["--generator", "{gen}", "--labeller", "{tmp}/none"], "no such file or directory"),
+        (["--generator", "{gen}", "--labeller", "{lab}", "--n", "0"], "--n '0'"),
+        (["--generator", "{gen}", "--labeller", "{lab}", "--truncation", "2"], "truncation"),
+        (["--generator", "{gen}", "--labeller", "{lab}", "-o", "{full}"], "non-empty directory"),
+    ],
+)
+def test_bad_inputs_give_one_line_and_write_nothing(
+    argv, message, generator: Path, labeller: Path, tmp_path: Path, capsys
+) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x.txt").write_text("x")
+    fill = {"gen": str(generator), "lab": str(labeller), "tmp": str(tmp_path), "full": str(full)}
+    argv = [a.format(**fill) for a in argv]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "o")]
+    assert main(["data", "latents", "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("faceedit: error:") and "\n" not in err, err
+    assert message in err, err
+    assert not (tmp_path / "o").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["full"]  # no temporary left behind
