@@ -20,25 +20,15 @@ from faceedit.cli import main
 from faceedit.data.images import tensor_to_uint8
 from faceedit.data.latents import read_labels
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
-from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from faceedit.train.oracle import images_to_tensor
+from tests.helpers.tiny_generator import tiny_generator
 
 ATTRS = ("Smiling", "Eyeglasses", "Bald")
 
 
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory) -> Path:
-    torch.manual_seed(3)
-    G = StyleGAN2Generator(
-        StyleGAN2Config(
-            z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2, channel_base=64,
-            channel_max=16,
-        )
-    )  # fmt: skip
-    G.mapping.w_avg.normal_()
-    path = tmp_path_factory.mktemp("samples") / "G"
-    G.eval().save_pretrained(path)
-    return path
+    return tiny_generator(tmp_path_factory.mktemp("samples") / "G")
 
 
 @pytest.fixture(scope="module")

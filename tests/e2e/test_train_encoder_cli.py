@@ -15,7 +15,7 @@ import faceedit
 from faceedit.cli import main
 from faceedit.data import avatars as A
 from faceedit.nets.latent_encoder import LatentEncoder
-from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from tests.helpers.tiny_generator import tiny_generator
 
 # a tiny encoder for a tiny generator at 16 px
 TINY = ["--steps", "24", "--batch-size", "4", "--eval-every", "12", "--no-progress"]
@@ -31,17 +31,7 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory) -> Path:
-    torch.manual_seed(3)
-    G = StyleGAN2Generator(
-        StyleGAN2Config(
-            z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2, channel_base=64,
-            channel_max=16,
-        )
-    )  # fmt: skip
-    G.mapping.w_avg.normal_()
-    path = tmp_path_factory.mktemp("encoder_cli") / "G"
-    G.eval().save_pretrained(path)
-    return path
+    return tiny_generator(tmp_path_factory.mktemp("encoder_cli") / "G")
 
 
 def _train(generator: Path, dataset: Path, out: Path, *extra: str) -> int:
