@@ -64,8 +64,8 @@ def _load_labeller(labeller: str | os.PathLike):
         raise FaceeditError(f"labeller: {e}") from None
     if not isinstance(model, AvatarOracle):
         raise FaceeditError(
-            f"labeller {labeller}: holds a {type(model).__name__}; an avatar oracle "
-            "('faceedit train oracle', or the shipped avatar-oracle) reads the attributes"
+            f"labeller {labeller}: holds {type(model).__name__}, not an avatar oracle "
+            "('faceedit train oracle', or the shipped avatar-oracle)"
         )
     return model
 

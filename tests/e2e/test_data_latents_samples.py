@@ -108,7 +108,10 @@ def test_the_samples_train_a_latent_classifier(
         (["--encoder", "{gen}", "--generator", "{gen}"], "needs one source"),
         (["--encoder", "{gen}"], "needs both --encoder E and --data DIR"),
         (["--generator", "{gen}"], "needs both --generator G and --labeller L"),
-        (["--generator", "{gen}", "--labeller", "{gen}"], "holds a StyleGAN2Generator"),
+        (
+            ["--generator", "{gen}", "--labeller", "{gen}"],
+            "holds StyleGAN2Generator, not an avatar oracle",
+        ),
         (["--generator", "{tmp}/none", "--labeller", "{lab}"], "not a generator directory"),
         (["--generator", "{gen}", "--labeller", "{tmp}/none"], "no such file or directory"),
         (["--generator", "{gen}", "--labeller", "{lab}", "--n", "0"], "--n '0'"),
