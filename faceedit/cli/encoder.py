@@ -156,7 +156,7 @@ def run_data_latents(args: argparse.Namespace) -> int:
 
 
 def _run_label_samples(args: argparse.Namespace) -> int:
-    from faceedit.data.labelled_samples import label_generator_samples
+    from faceedit.data.labelled_samples import PREVIEW_FILE, label_generator_samples
 
     if args.generator is None or args.labeller is None:
         raise FaceeditError("labelling samples needs both --generator G and --labeller L")
@@ -176,5 +176,7 @@ def _run_label_samples(args: argparse.Namespace) -> int:
     )
     print(f"wrote {result.n} W+ codes to {result.out / 'codes.npy'} with the labeller's labels")
     print(f"on: {rates}")
-    print(f"look at {result.out / 'by_attribute.png'} before trusting the labels")
+    preview = result.out / PREVIEW_FILE
+    if preview.is_file():  # absent when the reader called nothing on
+        print(f"look at {preview} before trusting the labels")
     return 0

@@ -785,11 +785,13 @@ def _render_all(
 
 
 def _write_labels(root: Path, records: list[Record], splits: list[int]) -> None:
-    lines = [str(len(records)), " ".join(ATTRIBUTE_NAMES)]
+    from faceedit.data.latents import celeba_labels_text
+
+    rows = []
     for i, record in enumerate(records):
         values = attributes(record)
-        lines.append(image_name(i) + " " + " ".join(f"{values[a]:2d}" for a in ATTRIBUTE_NAMES))
-    (root / ATTR_FILE).write_text("\n".join(lines) + "\n", "utf-8")
+        rows.append((image_name(i), [values[a] for a in ATTRIBUTE_NAMES]))
+    (root / ATTR_FILE).write_text(celeba_labels_text(ATTRIBUTE_NAMES, rows), "utf-8")
     (root / SPLIT_FILE).write_text(
         "".join(f"{image_name(i)} {s}\n" for i, s in enumerate(splits)), "utf-8"
     )

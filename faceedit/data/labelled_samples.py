@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceedit.data.avatars import ATTR_FILE
+from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
 
-ATTR_FILE = "list_attr_celeba.txt"
 META_FILE = "samples.json"
 PREVIEW_FILE = "by_attribute.png"
 PREVIEW_PER_ATTRIBUTE = 8
@@ -150,11 +151,8 @@ def label_generator_samples(
     }
     with atomic_dir(out) as tmp:
         np.save(tmp / "codes.npy", codes)
-        rows = "".join(
-            f"sample_{i:06d} " + " ".join(f"{v:2d}" for v in row) + "\n"
-            for i, row in enumerate(labels.tolist())
-        )
-        (tmp / ATTR_FILE).write_text(f"{n}\n{' '.join(names)}\n{rows}", "utf-8")
+        rows = [(f"sample_{i:06d}", row) for i, row in enumerate(labels.tolist())]
+        (tmp / ATTR_FILE).write_text(celeba_labels_text(names, rows), "utf-8")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
         _write_preview(tmp / PREVIEW_FILE, names, previews, on_rate)
     return LabelledSamples(out, n, names, on_rate)

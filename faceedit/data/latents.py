@@ -18,6 +18,7 @@ file before any training starts.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,14 @@ def _read_celeba_txt(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
     if count is not None and count != len(rows):
         raise DataError(f"{path}: header says {count} rows, found {len(rows)}")
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(names)), names
+
+
+def celeba_labels_text(names: Sequence[str], rows: Sequence[tuple[str, Sequence[int]]]) -> str:
+    """The text of a ``list_attr_celeba.txt``: the count line, the attribute names, then one
+    ``file v1 ... vK`` row per ``(file, values in {-1, 1})``, as :func:`read_labels` reads it."""
+    lines = [str(len(rows)), " ".join(names)]
+    lines += [f"{file} " + " ".join(f"{v:2d}" for v in values) for file, values in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _is_number(text: str) -> bool:
