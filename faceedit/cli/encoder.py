@@ -40,6 +40,14 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--lr", default="1e-3", help="Adam learning rate (cosine decay to 1/10)")
     p.add_argument("--lambda-latent", default="1.0", help="weight of the W+ loss on samples")
+    p.add_argument(
+        "--perceptual",
+        metavar="ORACLE",
+        help="avatar oracle whose features add an LPIPS-style loss (pSp's identity loss "
+        "for avatars); use another oracle than the one that evaluates, e.g. "
+        "'faceedit train oracle --seed 1'",
+    )
+    p.add_argument("--lambda-perceptual", default="1.0", help="weight of that loss")
     p.add_argument("--max-images", default=None, metavar="N", help="use the first N train images")
     p.add_argument("--eval-every", default="250", metavar="N", help="steps between PSNR checks")
     p.add_argument(
@@ -83,6 +91,13 @@ def register(commands: Commands) -> None:
     d.add_argument(
         "--truncation", default="1.0", metavar="PSI", help="truncation psi (with --generator)"
     )
+    d.add_argument(
+        "--mixing",
+        default="0",
+        metavar="P",
+        help="share of samples whose W+ rows switch to a second code at a random row "
+        "(style mixing; with --generator)",
+    )
     d.add_argument("-o", "--out", required=True, metavar="OUT", help="new output directory")
     d.add_argument("--batch-size", default="64", metavar="B", help="images per batch")
     d.add_argument(
@@ -103,6 +118,10 @@ def run_train_encoder(args: argparse.Namespace) -> int:
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         lr=parse_float(args.lr, "--lr"),
         lambda_latent=parse_float(args.lambda_latent, "--lambda-latent", allow_zero=True),
+        perceptual=args.perceptual,
+        lambda_perceptual=parse_float(
+            args.lambda_perceptual, "--lambda-perceptual", allow_zero=True
+        ),
         max_images=None
         if args.max_images is None
         else parse_int(args.max_images, "--max-images", 1),
@@ -167,6 +186,7 @@ def _run_label_samples(args: argparse.Namespace) -> int:
         n=parse_int(args.n, "--n", 1),
         seed=parse_int(args.seed, "--seed", 0),
         truncation_psi=parse_float(args.truncation, "--truncation"),
+        mixing=parse_float(args.mixing, "--mixing", allow_zero=True),
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         device=args.device,
         progress=not args.no_progress,

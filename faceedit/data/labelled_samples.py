@@ -3,7 +3,8 @@
 ``faceedit data latents --generator G --labeller L`` writes the same ``codes.npy`` +
 ``list_attr_celeba.txt`` pair that encoding a labelled dataset does (:func:`faceedit.train.
 encoder.encode_dataset`), from a different source: ``z ~ N(0, I) -> w = G.mapping(z)`` (one
-``w`` repeated over the W+ rows), the image ``G.synthesis(w)``, and the labels that an
+``w`` repeated over the W+ rows; with ``mixing``, a share of the codes switch to a second
+``w`` at a random row), the image ``G.synthesis(w)``, and the labels that an
 attribute reader (the avatar oracle) gives that image. This is how InterFaceGAN (Shen et al.,
 CVPR 2020) labels a latent space: the label says what the generator *draws* for the code,
 where a real image's label says what the photo shows, which an imperfect inversion may not
@@ -78,6 +79,7 @@ def label_generator_samples(
     n: int,
     seed: int = 0,
     truncation_psi: float = 1.0,
+    mixing: float = 0.0,
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = True,
@@ -92,6 +94,11 @@ def label_generator_samples(
         n: number of samples.
         seed: seed of the ``z`` draws; the same seed gives the same files.
         truncation_psi: ``w = w_avg + psi * (w - w_avg)``; 1 samples the whole space.
+        mixing: fraction of samples whose W+ rows switch, at a random row, to the
+            code of a second ``z`` (StyleGAN2's style mixing). With one ``w`` repeated
+            over every row, a latent classifier may read an attribute from any row,
+            and a transformer can then move its verdict by changing rows that do not
+            draw the attribute; mixed codes tie each label to the rows that draw it.
         batch_size: samples rendered at once.
 
     Raises:
@@ -111,6 +118,8 @@ def label_generator_samples(
         raise FaceeditError(f"batch size must be at least 1, got {batch_size}")
     if not 0.0 < truncation_psi <= 1.0:
         raise FaceeditError(f"truncation must be in (0, 1], got {truncation_psi}")
+    if not 0.0 <= mixing <= 1.0:
+        raise FaceeditError(f"mixing must be in [0, 1], got {mixing}")
     out = check_new_dir(out)
     try:
         G = StyleGAN2Generator.from_pretrained(find_generator(generator))
@@ -124,17 +133,24 @@ def label_generator_samples(
     labels = np.empty((n, len(names)), dtype=np.int8)
     previews: list[list[np.ndarray]] = [[] for _ in names]
     rng = torch.Generator().manual_seed(seed)
+    # every draw is made up front, in a fixed order, so the batch size changes nothing
+    z_all = torch.randn(n, G.z_dim, generator=rng)
+    mix = _mixing_plan(n, G.num_ws, G.z_dim, mixing, rng) if mixing > 0 else None
     bar = tqdm(total=n, desc="labelling samples", unit="img", disable=not progress)
     with torch.no_grad():
         for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            z = torch.randn(m, G.z_dim, generator=rng).to(dev)
-            ws = G.mapping(z, truncation_psi=truncation_psi)
+            part = slice(start, min(start + batch_size, n))
+            m = part.stop - part.start
+            ws = G.mapping(z_all[part].to(dev), truncation_psi=truncation_psi)
+            if mix is not None:
+                z2, take = mix[0][part].to(dev), mix[1][part].to(dev)
+                ws2 = G.mapping(z2, truncation_psi=truncation_psi)
+                ws = torch.where(take.unsqueeze(2), ws2, ws)
             images = tensor_to_uint8(G.synthesis(ws, noise_mode="const"))
             # read as `faceedit eval` reads an edit: the saved 8-bit image, resized
             attrs, _ = oracle_read(reader, images)
-            codes[start : start + m] = ws.cpu().numpy()
-            labels[start : start + m] = attrs
+            codes[part] = ws.cpu().numpy()
+            labels[part] = attrs
             _collect_previews(previews, images, attrs)
             bar.update(m)
     bar.close()
@@ -145,6 +161,7 @@ def label_generator_samples(
         "n": n,
         "seed": seed,
         "truncation_psi": truncation_psi,
+        "mixing": mixing,
         "num_ws": G.num_ws,
         "w_dim": G.w_dim,
         "on_rate": {a: round(r, 4) for a, r in zip(names, on_rate, strict=True)},
@@ -156,6 +173,21 @@ def label_generator_samples(
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
         _write_preview(tmp / PREVIEW_FILE, names, previews, on_rate)
     return LabelledSamples(out, n, names, on_rate)
+
+
+def _mixing_plan(
+    n: int, num_ws: int, z_dim: int, mixing: float, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Second codes ``z2 [n, z_dim]`` and rows taken from them, ``take [n, num_ws]`` bool.
+
+    A ``mixing`` share of the samples take rows ``cut ..`` with ``cut`` uniform over
+    ``1 .. num_ws - 1``: every mixed code keeps its first row and changes its last.
+    """
+    z2 = torch.randn(n, z_dim, generator=rng)
+    mixed = torch.rand(n, generator=rng) < mixing
+    cut = torch.randint(1, max(num_ws, 2), (n,), generator=rng)
+    take = mixed.unsqueeze(1) & (torch.arange(num_ws).unsqueeze(0) >= cut.unsqueeze(1))
+    return z2, take
 
 
 def _collect_previews(

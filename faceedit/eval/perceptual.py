@@ -6,6 +6,13 @@ VGG16 built from weights the user provides: none ship offline, see ASSETS.md). T
 distance follows LPIPS without learned heads (Zhang et al., CVPR 2018): unit-normalise
 each feature vector along channels, then average the squared differences.
 
+For the avatar domain, an avatar oracle's conv stages serve as that network
+(:class:`OracleFeatures`): they respond to the mouth, glasses and eye shapes the labels
+depend on, which cover a few pixels each and which a per-pixel loss hardly sees. This is
+the role pSp gives a face-recognition network (its identity loss). Use an oracle other
+than the one that judges the results (``faceedit train oracle --seed 1``), so that an
+inverter is not tuned to the evaluator's own features.
+
 Without such a network, :func:`multiscale_loss` (mean squared error over an image
 pyramid, plus optional SSIM, Wang et al., IEEE TIP 2004) stands in for it: coarse levels
 weigh overall shape and colour, which plain per-pixel error under-weights.
@@ -113,6 +120,41 @@ class VGG16Features(nn.Module):
             if i in VGG16_TAPS:
                 out.append(x)
         return out
+
+
+class OracleFeatures(nn.Module):
+    """``img [N, 3, H, W]`` in [-1, 1] -> an avatar oracle's stage maps (frozen, eval mode).
+
+    See :meth:`faceedit.nets.oracle.AvatarOracle.features`.
+    """
+
+    def __init__(self, oracle: nn.Module):
+        super().__init__()
+        self.oracle = oracle.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> OracleFeatures:
+        # BatchNorm must keep its running statistics whatever the caller's mode
+        return self
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        return self.oracle.features(img)
+
+
+def load_oracle_features(path: str | os.PathLike) -> OracleFeatures:
+    """An avatar oracle (a path or shipped name) as a perceptual network.
+
+    Raises:
+        CheckpointError: unreadable, or not an avatar oracle.
+    """
+    from faceedit.checkpoints import load
+    from faceedit.nets.oracle import AvatarOracle
+
+    model = load(path)
+    if not isinstance(model, AvatarOracle):
+        raise CheckpointError(
+            f"{path}: holds {type(model).__name__}, not an avatar oracle ('faceedit train oracle')"
+        )
+    return OracleFeatures(model)
 
 
 def load_vgg16_features(path: str | os.PathLike) -> VGG16Features:

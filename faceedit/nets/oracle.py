@@ -89,6 +89,8 @@ class AvatarOracle(ConfigModule):
         super().__init__(config)
         layers: list[nn.Module] = []
         width = 3
+        # index in the trunk of each stage's last ReLU: where features() reads
+        self._stage_ends: list[int] = []
         for stage, out in enumerate(config.channels):
             for j in range(config.convs):
                 # the first conv strides instead of pooling: full-resolution feature
@@ -100,6 +102,7 @@ class AvatarOracle(ConfigModule):
                     nn.ReLU(inplace=True),
                 ]
                 width = out
+            self._stage_ends.append(len(layers) - 1)
             if stage > 0 or config.stem_stride == 1:
                 layers.append(nn.MaxPool2d(2))
         self.trunk = nn.Sequential(*layers)
@@ -124,6 +127,25 @@ class AvatarOracle(ConfigModule):
             attrs=self.attr_head(h),
             params={name: head(h) for name, head in self.param_heads.items()},
         )
+
+    def features(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's output before pooling, ``[N, C_k, H_k, W_k]``, for ``img [N, 3, H,
+        W]`` in [-1, 1] at any side (resized to ``img_size``).
+
+        An oracle's features make a perceptual distance for the avatar domain (see
+        :mod:`faceedit.eval.perceptual`): they respond to what the labels depend on
+        (a mouth, glasses, an eye shape) that a per-pixel error hardly sees.
+        """
+        size = self.config.img_size
+        if img.shape[-1] != size or img.shape[-2] != size:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
+        out, x = [], img
+        for i, layer in enumerate(self.trunk):
+            # the trunk's ReLUs work in place: keep the tapped maps out of their way
+            x = F.relu(x) if isinstance(layer, nn.ReLU) else layer(x)
+            if i in self._stage_ends:
+                out.append(x)
+        return out
 
     @torch.no_grad()
     def predict(self, img: torch.Tensor) -> tuple[torch.Tensor, dict[str, list[str]]]:

@@ -11,8 +11,10 @@ down for CPUs. Each step has two halves:
 - real: a batch of dataset images (the train split when ``list_eval_partition.txt``
   exists); the loss is the image loss between ``G(E(x))`` and ``x``.
 
-Image loss: MSE + L1 in pixel space, at full and half resolution. Adam with a cosine
-decay. The reconstruction PSNR on held-out (validation-split) images, and on the
+Image loss: MSE + L1 in pixel space, at full and half resolution, plus, with
+``perceptual`` (an avatar oracle), ``lambda_perceptual`` times the LPIPS-style distance
+between the oracle's features of ``G(E(x))`` and ``x`` on both halves: pSp's identity
+loss for this domain (see :mod:`faceedit.eval.perceptual`). Adam with a cosine decay. The reconstruction PSNR on held-out (validation-split) images, and on the
 generator's own samples (where a perfect inverse exists), is measured every
 ``eval_every`` steps and at the end.
 
@@ -59,6 +61,8 @@ class EncoderTrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     lambda_latent: float = 1.0
+    perceptual: str | None = None
+    lambda_perceptual: float = 1.0
     style_mixing_prob: float = 0.9
     channel_base: int = 1024
     channel_max: int = 256
@@ -79,6 +83,8 @@ class EncoderTrainConfig:
             raise FaceeditError(f"lr must be positive, got {self.lr}")
         if not self.lambda_latent >= 0:
             raise FaceeditError(f"lambda_latent must be >= 0, got {self.lambda_latent}")
+        if not self.lambda_perceptual >= 0:
+            raise FaceeditError(f"lambda_perceptual must be >= 0, got {self.lambda_perceptual}")
         if self.max_images is not None and self.max_images < 1:
             raise FaceeditError(f"max_images must be at least 1, got {self.max_images}")
         if self.threads is not None and self.threads < 1:
@@ -311,6 +317,20 @@ def load_generator(path: str | os.PathLike, device: torch.device) -> torch.nn.Mo
     return G.to(device).eval().requires_grad_(False)
 
 
+def _load_perceptual(path: str | None, device: torch.device):
+    """The frozen feature distance of ``config.perceptual``, or ``None``."""
+    if path is None:
+        return None
+    from faceedit.errors import CheckpointError
+    from faceedit.eval.perceptual import PerceptualDistance, load_oracle_features
+
+    try:
+        net = load_oracle_features(path)
+    except CheckpointError as e:
+        raise FaceeditError(f"perceptual network: {e}") from None
+    return PerceptualDistance(net, size=None).to(device).eval().requires_grad_(False)
+
+
 def encoder_step(
     E: LatentEncoder,
     G: torch.nn.Module,
@@ -319,10 +339,12 @@ def encoder_step(
     batch_size: int,
     config: EncoderTrainConfig,
     gen: torch.Generator,
+    perceptual: torch.nn.Module | None = None,
 ) -> dict[str, float]:
     """One optimisation step: ``batch_size`` generated and ``batch_size`` real images.
 
-    ``images``: the real training set, ``uint8 [N, 3, R, R]``. Returns the losses.
+    ``images``: the real training set, ``uint8 [N, 3, R, R]``. ``perceptual``: a frozen
+    :class:`~faceedit.eval.perceptual.PerceptualDistance` or ``None``. Returns the losses.
     """
     device = E.w_avg.device
     B = batch_size
@@ -341,6 +363,11 @@ def encoder_step(
     loss_syn = image_loss(recon[:B], x_syn)
     loss_real = image_loss(recon[B:], x_real)
     loss = config.lambda_latent * loss_latent + loss_syn + loss_real
+    logs = {}
+    if perceptual is not None:
+        loss_perceptual = perceptual(recon, torch.cat([x_syn, x_real])).mean()
+        loss = loss + config.lambda_perceptual * loss_perceptual
+        logs["loss/perceptual"] = float(loss_perceptual.detach())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -349,6 +376,7 @@ def encoder_step(
         "loss/latent": float(loss_latent.detach()),
         "loss/image_synthetic": float(loss_syn.detach()),
         "loss/image_real": float(loss_real.detach()),
+        **logs,
     }
 
 
@@ -392,6 +420,7 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
     device = resolve_device(config.device)
     G = load_generator(config.generator, device)
     res = int(G.img_resolution)
+    perceptual = _load_perceptual(config.perceptual, device)
 
     has_split = (Path(config.data) / SPLIT_FILE).is_file()
     train_files = dataset_files(config.data, "train" if has_split else "all")
@@ -461,7 +490,7 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
     while step < config.steps:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(config.lr, step, config.steps)
-        logs = encoder_step(E, G, opt, train.images, B, config, gen)
+        logs = encoder_step(E, G, opt, train.images, B, config, gen, perceptual)
         step += 1
         logger.scalars(step, logs)
         bar.update(1)

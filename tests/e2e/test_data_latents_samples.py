@@ -101,6 +101,41 @@ def test_the_samples_train_a_latent_classifier(
     assert faceedit.load(tmp_path / "clf" / "classifier").config.n_attrs == len(ATTRS)
 
 
+def test_mixed_codes_switch_rows_once_and_keep_the_readers_verdict(
+    generator: Path, labeller: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mixed"
+    args = ("--n", "48", "--seed", "2", "--mixing", "0.5")
+    assert _sample(generator, labeller, out, *args, "--batch-size", "7") == 0
+    G, reader = faceedit.load(generator), faceedit.load(labeller)
+    codes = np.load(out / "codes.npy")
+    # a code is row 0 up to a cut, then one other w to the last row
+    first, last = codes[:, :1], codes[:, -1:]
+    same_as_first = np.all(codes == first, axis=2)  # [N, num_ws]
+    same_as_last = np.all(codes == last, axis=2)
+    assert np.all(same_as_first | same_as_last)
+    cut = same_as_first.sum(1)
+    np.testing.assert_array_equal(same_as_first, np.arange(G.num_ws)[None] < cut[:, None])
+    mixed = cut < G.num_ws
+    assert 0 < mixed.sum() < len(codes)  # about half of them
+    assert not np.any(np.all(first[mixed] == last[mixed], axis=2))
+    labels, _ = read_labels(out / "list_attr_celeba.txt")
+    with torch.no_grad():
+        images = tensor_to_uint8(G.synthesis(torch.from_numpy(codes), noise_mode="const"))
+    big = [Image.fromarray(im).resize((32, 32), Image.Resampling.LANCZOS) for im in images]
+    verdict, _ = reader.predict(images_to_tensor(np.stack([np.asarray(b) for b in big])))
+    np.testing.assert_array_equal(labels, (verdict.numpy() > 0).astype(labels.dtype))
+    assert json.loads((out / "samples.json").read_text())["mixing"] == 0.5
+
+    again = tmp_path / "again"
+    assert _sample(generator, labeller, again, *args) == 0
+    np.testing.assert_array_equal(np.load(again / "codes.npy"), codes)  # batch size free
+    plain = tmp_path / "plain"
+    assert _sample(generator, labeller, plain, "--n", "48", "--seed", "2") == 0
+    # mixing only replaces rows: row 0 is the unmixed sample's w
+    np.testing.assert_array_equal(np.load(plain / "codes.npy")[:, 0], codes[:, 0])
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -116,6 +151,8 @@ def test_the_samples_train_a_latent_classifier(
         (["--generator", "{gen}", "--labeller", "{tmp}/none"], "no such file or directory"),
         (["--generator", "{gen}", "--labeller", "{lab}", "--n", "0"], "--n '0'"),
         (["--generator", "{gen}", "--labeller", "{lab}", "--truncation", "2"], "truncation"),
+        (["--generator", "{gen}", "--labeller", "{lab}", "--mixing", "1.5"], "mixing"),
+        (["--generator", "{gen}", "--labeller", "{lab}", "--mixing", "-1"], "--mixing '-1'"),
         (["--generator", "{gen}", "--labeller", "{lab}", "-o", "{full}"], "non-empty directory"),
     ],
 )

@@ -168,6 +168,35 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
     assert main([*cargs, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
 
 
+def test_a_perceptual_oracle_adds_its_weighted_feature_loss(
+    generator: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
+
+    torch.manual_seed(0)  # a 32 px reader: the 16 px reconstructions are resized for it
+    config = AvatarOracleConfig(img_size=32, channels=(4, 8), hidden=8, attr_names=("Smiling",))
+    AvatarOracle(config).save_pretrained(tmp_path / "oracle")
+    runs = {}
+    for weight in ("1", "0.25"):
+        out = tmp_path / f"run{weight}"
+        extra = ["--perceptual", str(tmp_path / "oracle"), "--lambda-perceptual", weight]
+        assert _train(generator, dataset, out, *extra, "--steps", "4") == 0
+        for r in _losses(out):
+            assert r["loss/perceptual"] > 0
+            parts = r["loss/latent"] + r["loss/image_synthetic"] + r["loss/image_real"]
+            assert r["loss/total"] == pytest.approx(parts + float(weight) * r["loss/perceptual"])
+        runs[weight] = faceedit.load(out / "encoder")
+    plain = tmp_path / "plain"
+    assert _train(generator, dataset, plain, "--steps", "4") == 0
+    assert all("loss/perceptual" not in r for r in _losses(plain))
+    # the feature loss steers the training: same seed, other weights
+    weights = [
+        dict(m.named_parameters()) for m in (*runs.values(), faceedit.load(plain / "encoder"))
+    ]
+    for other in weights[1:]:
+        assert any(not torch.equal(weights[0][k], other[k]) for k in weights[0])
+
+
 @pytest.mark.parametrize(
     ("which", "extra", "message"),
     [
@@ -177,6 +206,9 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
         ("train", ["--steps", "0"], "--steps '0': must be at least 1"),
         ("train", ["--lr", "fast"], "--lr 'fast': expected a number"),
         ("train", ["-o", "{full}"], "is not empty and holds no checkpoint.pt"),
+        ("train", ["--perceptual", "{gen}"], "holds StyleGAN2Generator, not an avatar oracle"),
+        ("train", ["--perceptual", "{tmp}/none"], "perceptual network:"),
+        ("train", ["--lambda-perceptual", "-1"], "--lambda-perceptual '-1'"),
         ("latents", ["--encoder", "{gen}"], "holds a StyleGAN2Generator, not a latent encoder"),
         ("latents", ["-o", "{full}"], "already exists and is a non-empty directory"),
         ("latents", ["--data", "{nosplit}", "--split", "val"], "list_eval_partition.txt: no such"),

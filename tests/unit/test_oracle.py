@@ -116,3 +116,36 @@ def test_tiny_training_run_lowers_the_loss_and_reports_accuracy(dataset: Path, t
     assert again["attr_accuracy"] == pytest.approx(metrics["attr_accuracy"])
     with pytest.raises(faceedit.FaceeditError, match="not empty"):
         train_oracle(dataset, tmp_path / "o", config, _tiny(arrays), progress=False)
+
+
+def test_features_are_the_stages_of_the_trunk_and_make_a_perceptual_distance(
+    dataset: Path,
+) -> None:
+    from faceedit.eval.perceptual import OracleFeatures, PerceptualDistance
+
+    arrays = A.load_arrays(dataset, "val")
+    torch.manual_seed(0)
+    # stage sides before pooling: a stride-2 stem halves first; every later stage pools
+    for stride, sides in ((1, (16, 8)), (2, (8, 8))):
+        model = AvatarOracle(_tiny(arrays, stem_stride=stride, convs=2)).eval()
+        x = images_to_tensor(arrays.images)
+        before = model(x).attrs
+        feats = model.features(x)
+        # one map per stage, each the stage's last ReLU (before its pooling)
+        assert [tuple(f.shape) for f in feats] == [
+            (12, c, s, s) for c, s in zip((8, 16), sides, strict=True)
+        ]
+        assert all(float(f.detach().min()) >= 0 for f in feats)
+        torch.testing.assert_close(torch.nn.functional.max_pool2d(feats[-1], 2), model.trunk(x))
+        torch.testing.assert_close(model(x).attrs, before)  # reading features changed nothing
+        # any side is resized to the oracle's
+        big = torch.nn.functional.interpolate(x, size=(32, 32), mode="nearest")
+        assert model.features(big)[0].shape == feats[0].shape
+
+    dist = PerceptualDistance(OracleFeatures(model), size=None)
+    assert not any(p.requires_grad for p in dist.parameters())
+    d = dist(x, x.flip(0))
+    assert d.shape == (12,) and bool((d > 0).all())
+    torch.testing.assert_close(dist(x, x), torch.zeros(12), atol=1e-6, rtol=0)
+    dist.train()
+    assert not model.training  # BatchNorm keeps its running statistics
