@@ -71,11 +71,10 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceedit.checkpoints import load
     from faceedit.editing.pipeline import _resolve_path, build_editor
     from faceedit.errors import FaceeditError
     from faceedit.eval.demo import run_demo, write_demo
-    from faceedit.nets.oracle import AvatarOracle
+    from faceedit.nets.oracle import load_avatar_oracle
     from faceedit.shipped import shipped_path
 
     start = time.perf_counter()
@@ -93,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
     models = {"attgan": args.attgan, "latent": args.latent}
     for method, name in models.items():
         _resolve_path(name, f"--{method}")
-    oracle = load(args.oracle)
-    if not isinstance(oracle, AvatarOracle):
-        raise FaceeditError(f"{args.oracle}: not an avatar oracle")
+    oracle = load_avatar_oracle(args.oracle)
     editors = {
         "attgan": build_editor("attgan", args.attgan, device=args.device),
         # encoder inversion when the bundle has one, else a short projection

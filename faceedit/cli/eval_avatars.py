@@ -46,20 +46,16 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceedit.checkpoints import load
     from faceedit.editing.pipeline import build_editor
-    from faceedit.errors import FaceeditError
     from faceedit.eval.avatars import (
         editor_functions,
         evaluate_avatar_edits,
         held_out_records,
         write_report,
     )
-    from faceedit.nets.oracle import AvatarOracle
+    from faceedit.nets.oracle import load_avatar_oracle
 
-    oracle = load(args.oracle)
-    if not isinstance(oracle, AvatarOracle):
-        raise FaceeditError(f"{args.oracle}: not an avatar oracle")
+    oracle = load_avatar_oracle(args.oracle)
     editor = build_editor(
         args.method, args.model, device=args.device, invert=args.invert, steps=args.steps
     )

@@ -56,20 +56,13 @@ class LabelledSamples:
 
 
 def _load_labeller(labeller: str | os.PathLike):
-    from faceedit.checkpoints import load
     from faceedit.errors import CheckpointError
-    from faceedit.nets.oracle import AvatarOracle
+    from faceedit.nets.oracle import load_avatar_oracle
 
     try:
-        model = load(labeller)
+        return load_avatar_oracle(labeller)
     except CheckpointError as e:
         raise FaceeditError(f"labeller: {e}") from None
-    if not isinstance(model, AvatarOracle):
-        raise FaceeditError(
-            f"labeller {labeller}: holds {type(model).__name__}, not an avatar oracle "
-            "('faceedit train oracle', or the shipped avatar-oracle)"
-        )
-    return model
 
 
 def label_generator_samples(

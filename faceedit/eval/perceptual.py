@@ -146,15 +146,9 @@ def load_oracle_features(path: str | os.PathLike) -> OracleFeatures:
     Raises:
         CheckpointError: unreadable, or not an avatar oracle.
     """
-    from faceedit.checkpoints import load
-    from faceedit.nets.oracle import AvatarOracle
+    from faceedit.nets.oracle import load_avatar_oracle
 
-    model = load(path)
-    if not isinstance(model, AvatarOracle):
-        raise CheckpointError(
-            f"{path}: holds {type(model).__name__}, not an avatar oracle ('faceedit train oracle')"
-        )
-    return OracleFeatures(model)
+    return OracleFeatures(load_avatar_oracle(path))
 
 
 def load_vgg16_features(path: str | os.PathLike) -> VGG16Features:

@@ -157,3 +157,22 @@ class AvatarOracle(ConfigModule):
             for name, values in zip(self.config.param_names, self.config.param_values, strict=True)
         }
         return attrs, params
+
+
+def load_avatar_oracle(path) -> AvatarOracle:
+    """The avatar oracle at ``path`` (a directory, file or shipped name such as
+    ``avatar-oracle``).
+
+    Raises:
+        CheckpointError: unreadable, or a model of another kind.
+    """
+    from faceedit.checkpoints import load
+    from faceedit.errors import CheckpointError
+
+    model = load(path)
+    if not isinstance(model, AvatarOracle):
+        raise CheckpointError(
+            f"{path}: holds {type(model).__name__}, not an avatar oracle "
+            "('faceedit train oracle', or the shipped avatar-oracle)"
+        )
+    return model

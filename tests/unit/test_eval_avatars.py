@@ -147,3 +147,21 @@ def test_target_change_is_split_by_direction(oracle, records, tmp_path):
     paths = write_report(report, tmp_path)
     assert "target changed (on / off)" in paths["md"].read_text()
     assert "target_on,target_off" in paths["csv"].read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("command", ["eval", "demo"])
+def test_a_wrong_oracle_is_one_line_and_writes_nothing(command, tmp_path, capsys):
+    from faceedit.cli import main
+    from tests.helpers.tiny_edit import attgan_model
+
+    model = attgan_model(tmp_path)
+    out = tmp_path / "out"
+    if command == "eval":
+        argv = ["eval", "avatars", "--method", "attgan", "--model", str(model), "--n", "2"]
+    else:
+        argv = ["demo", "--attgan", str(model), "--latent", "avatar-latent"]
+    assert main([*argv, "--oracle", str(model), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("faceedit: error:") and "\n" not in err, err
+    assert "holds AttGAN, not an avatar oracle" in err, err
+    assert not out.exists()
