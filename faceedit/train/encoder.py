@@ -14,9 +14,10 @@ down for CPUs. Each step has two halves:
 Image loss: MSE + L1 in pixel space, at full and half resolution, plus, with
 ``perceptual`` (an avatar oracle), ``lambda_perceptual`` times the LPIPS-style distance
 between the oracle's features of ``G(E(x))`` and ``x`` on both halves: pSp's identity
-loss for this domain (see :mod:`faceedit.eval.perceptual`). Adam with a cosine decay. The reconstruction PSNR on held-out (validation-split) images, and on the
-generator's own samples (where a perfect inverse exists), is measured every
-``eval_every`` steps and at the end.
+loss for this domain (see :mod:`faceedit.eval.perceptual`). Adam with a cosine decay.
+The reconstruction PSNR on held-out (validation-split) images, and on the generator's
+own samples (where a perfect inverse exists), is measured every ``eval_every`` steps
+and at the end.
 
 Files in the run directory: ``config.json``, ``checkpoint.pt`` (resume by re-running
 the same command), ``losses.jsonl``, ``losses.png``, ``samples/step_XXXXXX.png``
