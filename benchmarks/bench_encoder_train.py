@@ -3,10 +3,13 @@
 Times :func:`faceedit.train.encoder.encoder_step` (``B`` generated + ``B`` real images,
 one pass through the encoder and the frozen generator, backward, Adam) for a generator
 shaped like the avatar StyleGAN2 run (64 px, z/w 128, 4 mapping layers, channel_base
-2048, channel_max 64) and the default encoder, and the encoder forward alone. Weights
-and "real" images are random: the timing does not depend on their values. Prints the
-median over ``--steps`` timed steps (after 2 warm-up steps) and the minutes the default
-1000-step run would take at that rate. The CPU is shared: figures vary with the load.
+2048, channel_max 64) and the default encoder, the same step with the identity loss of
+``--perceptual`` (a default-sized avatar oracle's features, see
+:mod:`faceedit.eval.perceptual`), and the encoder forward alone. Weights and "real" images
+are random: the timing does not depend on their values. Prints the median over
+``--steps`` timed steps (after 2 warm-up steps), the cost ratio of the identity loss, and
+the minutes the default 1000-step run would take at each rate. The CPU is shared:
+figures vary with the load.
 
     .venv/bin/python benchmarks/bench_encoder_train.py [--threads 2] [--batch-size 8]
 """
@@ -19,7 +22,9 @@ import time
 
 import torch
 
+from faceedit.eval.perceptual import OracleFeatures, PerceptualDistance
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
+from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from faceedit.train.encoder import EncoderTrainConfig, encoder_step
 
@@ -50,13 +55,21 @@ def main() -> None:
     images = torch.randint(0, 256, (256, 3, 64, 64), dtype=torch.uint8)
     config = EncoderTrainConfig(generator="-", data="-", out="-", batch_size=args.batch_size)
     gen = torch.Generator().manual_seed(0)
-    times = []
-    for i in range(args.steps + 2):
-        t = time.perf_counter()
-        encoder_step(E, G, opt, images, args.batch_size, config, gen)
-        if i >= 2:
-            times.append(time.perf_counter() - t)
+    oracle = AvatarOracle(AvatarOracleConfig(attr_names=("Smiling",)))
+    perceptual = PerceptualDistance(OracleFeatures(oracle), size=None).requires_grad_(False)
+
+    def time_steps(distance) -> list[float]:
+        times = []
+        for i in range(args.steps + 2):
+            t = time.perf_counter()
+            encoder_step(E, G, opt, images, args.batch_size, config, gen, distance)
+            if i >= 2:
+                times.append(time.perf_counter() - t)
+        return times
+
+    times = time_steps(None)
     step = statistics.median(times)
+    step_perceptual = statistics.median(time_steps(perceptual))
     x = torch.randn(2 * args.batch_size, 3, 64, 64)
     with torch.no_grad():
         fwd = []
@@ -69,8 +82,15 @@ def main() -> None:
         f"{args.threads} thread(s), batch {args.batch_size} + {args.batch_size}"
     )
     print(f"train step: {step:.3f} s (median of {len(times)}; min {min(times):.3f} s)")
+    print(
+        f"train step with --perceptual: {step_perceptual:.3f} s "
+        f"({step_perceptual / step:.2f}x the step without)"
+    )
     print(f"encoder forward of {len(x)} images: {statistics.median(fwd) * 1000:.1f} ms")
-    print(f"{args.run_steps} steps at this rate: {args.run_steps * step / 60:.1f} min")
+    print(
+        f"{args.run_steps} steps at these rates: {args.run_steps * step / 60:.1f} min, "
+        f"{args.run_steps * step_perceptual / 60:.1f} min with --perceptual"
+    )
 
 
 if __name__ == "__main__":
