@@ -465,13 +465,19 @@ class FaceEditor:
     @torch.no_grad()
     def encode(self, crop: np.ndarray) -> torch.Tensor:
         """The encoder's code of an aligned crop: ``ws [1, num_ws, w_dim]``."""
+        return self.encode_batch(crop[None])
+
+    @torch.no_grad()
+    def encode_batch(self, crops: np.ndarray) -> torch.Tensor:
+        """The encoder's codes of aligned crops ``uint8 [N, S, S, 3]``: ``ws [N, num_ws,
+        w_dim]``, each as :meth:`encode` gives it (one pass through the encoder)."""
         from faceedit.data.images import uint8_to_tensor
 
         E = self.latent.encoder
         # encoders trained for a small domain (LatentEncoder) name their input side
         size = int(getattr(E, "img_resolution", 0) or min(self.encoder_size, 256))
-        x = uint8_to_tensor(_resize(crop, size)).to(self.device)
-        return E(x).float()
+        x = torch.cat([uint8_to_tensor(_resize(crop, size)) for crop in crops])
+        return E(x.to(self.device)).float()
 
     def invert_crop(
         self, crop: np.ndarray, init: torch.Tensor | None = None, seed: int | None = None

@@ -458,24 +458,8 @@ def generator_synthesize(generator, size: int) -> SynthesizeFn:
 
 def editor_invert(editor) -> InvertFn:
     """``uint8 [N, S, S, 3] -> ws`` with a :class:`~faceedit.editing.pipeline.FaceEditor`'s
-    inversion (its encoder in one batch, or optimisation projection per avatar)."""
-    from PIL import Image
-
-    from faceedit.data.images import uint8_to_tensor
-
-    @torch.no_grad()
-    def encode(images: np.ndarray) -> torch.Tensor:
-        side = min(editor.encoder_size, 256)  # as FaceEditor.encode, for a whole batch
-        if images.shape[1] != side:
-            images = np.stack(
-                [
-                    np.asarray(Image.fromarray(im).resize((side, side), Image.Resampling.LANCZOS))
-                    for im in images
-                ]
-            )
-        x = torch.cat([uint8_to_tensor(im) for im in images]).to(editor.device)
-        return editor.latent.encoder(x).float()
-
+    inversion (its encoder in one batch, or optimisation projection per avatar), giving
+    the codes that ``faceedit edit`` and ``faceedit eval avatars --strength`` edit."""
     if editor.invert == "encoder":
-        return encode
+        return editor.encode_batch
     return lambda images: torch.cat([editor.invert_crop(im) for im in images])

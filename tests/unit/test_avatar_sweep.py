@@ -337,3 +337,20 @@ def test_a_sweep_without_baseline_reports_the_transformers_alone(data, capsys, t
     assert {r["method"] for r in report["rows"]} == {TRANSFORMER} and report["comparison"] == []
     assert report["goals"]["beats_linear"] is None
     assert "not measured (no baseline)" in (tmp_path / "avatar_sweep.md").read_text()
+
+
+def test_the_sweep_edits_the_codes_the_editor_gives_each_avatar():
+    """The sweep inverts avatars in batches; its codes must be the ones ``faceedit edit``
+    and ``eval avatars --strength`` start from (an encoder named for 64 px must not be
+    fed a 256 px resize of the crop), or the two evaluations judge different inversions."""
+    from faceedit.data.avatars import render_record
+    from faceedit.editing.pipeline import build_editor
+    from faceedit.eval.avatar_sweep import editor_invert
+    from faceedit.eval.avatars import held_out_records
+
+    editor = build_editor("latent", "avatar-latent", invert="encoder")
+    images = np.stack([render_record(r, 64) for r in held_out_records(5, seed=7)])
+    batched = editor_invert(editor)(images)
+    one_by_one = torch.cat([editor.invert_crop(im) for im in images])
+    assert batched.shape == (5, editor.latent.generator.num_ws, editor.latent.generator.w_dim)
+    torch.testing.assert_close(batched, one_by_one, atol=1e-4, rtol=0)
