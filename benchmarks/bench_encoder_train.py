@@ -3,11 +3,12 @@
 Times :func:`faceedit.train.encoder.encoder_step` (``B`` generated + ``B`` real images,
 one pass through the encoder and the frozen generator, backward, Adam) for a generator
 shaped like the avatar StyleGAN2 run (64 px, z/w 128, 4 mapping layers, channel_base
-2048, channel_max 64) and the default encoder, the same step with the identity loss of
+2048, channel_max 64) and the default encoder, the same step with the feature loss of
 ``--perceptual`` (a default-sized avatar oracle's features, see
-:mod:`faceedit.eval.perceptual`), and the encoder forward alone. Weights and "real" images
+:mod:`faceedit.eval.perceptual`), with that and the oracle-reading loss of
+``--lambda-identity`` as well, and the encoder forward alone. Weights and "real" images
 are random: the timing does not depend on their values. Prints the median over
-``--steps`` timed steps (after 2 warm-up steps), the cost ratio of the identity loss, and
+``--steps`` timed steps (after 2 warm-up steps), the cost ratio of the oracle losses, and
 the minutes the default 1000-step run would take at each rate. The CPU is shared:
 figures vary with the load.
 
@@ -17,12 +18,13 @@ figures vary with the load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
 import torch
 
-from faceedit.eval.perceptual import OracleFeatures, PerceptualDistance
+from faceedit.eval.perceptual import OracleAgreement, OracleFeatures, PerceptualDistance
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
@@ -58,11 +60,15 @@ def main() -> None:
     oracle = AvatarOracle(AvatarOracleConfig(attr_names=("Smiling",)))
     perceptual = PerceptualDistance(OracleFeatures(oracle), size=None).requires_grad_(False)
 
-    def time_steps(distance) -> list[float]:
+    agreement = OracleAgreement(oracle)
+    config_identity = dataclasses.replace(config, perceptual="-", lambda_identity=1.0)
+
+    def time_steps(distance, identity=None) -> list[float]:
         times = []
         for i in range(args.steps + 2):
             t = time.perf_counter()
-            encoder_step(E, G, opt, images, args.batch_size, config, gen, distance)
+            cfg = config if identity is None else config_identity
+            encoder_step(E, G, opt, images, args.batch_size, cfg, gen, distance, identity)
             if i >= 2:
                 times.append(time.perf_counter() - t)
         return times
@@ -70,6 +76,7 @@ def main() -> None:
     times = time_steps(None)
     step = statistics.median(times)
     step_perceptual = statistics.median(time_steps(perceptual))
+    step_identity = statistics.median(time_steps(perceptual, agreement))
     x = torch.randn(2 * args.batch_size, 3, 64, 64)
     with torch.no_grad():
         fwd = []
@@ -86,10 +93,15 @@ def main() -> None:
         f"train step with --perceptual: {step_perceptual:.3f} s "
         f"({step_perceptual / step:.2f}x the step without)"
     )
+    print(
+        f"train step with --perceptual and --lambda-identity: {step_identity:.3f} s "
+        f"({step_identity / step:.2f}x the step without either)"
+    )
     print(f"encoder forward of {len(x)} images: {statistics.median(fwd) * 1000:.1f} ms")
     print(
         f"{args.run_steps} steps at these rates: {args.run_steps * step / 60:.1f} min, "
-        f"{args.run_steps * step_perceptual / 60:.1f} min with --perceptual"
+        f"{args.run_steps * step_perceptual / 60:.1f} min with --perceptual, "
+        f"{args.run_steps * step_identity / 60:.1f} min with --lambda-identity too"
     )
 
 

@@ -48,6 +48,12 @@ def register(commands: Commands) -> None:
         "'faceedit train oracle --seed 1'",
     )
     p.add_argument("--lambda-perceptual", default="1.0", help="weight of that loss")
+    p.add_argument(
+        "--lambda-identity",
+        default="0",
+        help="weight of the loss between how the --perceptual oracle reads the input and "
+        "its reconstruction (attributes and rendering parameters; 0: off)",
+    )
     p.add_argument("--max-images", default=None, metavar="N", help="use the first N train images")
     p.add_argument("--eval-every", default="250", metavar="N", help="steps between PSNR checks")
     p.add_argument(
@@ -70,12 +76,14 @@ def register(commands: Commands) -> None:
         group="data",
         description=(
             "Write OUT/codes.npy float32 [N, num_ws, w_dim] and OUT/list_attr_celeba.txt (one "
-            "label row per code, same order), from one of two sources. --encoder E --data DIR: "
-            "encode every image of a labelled dataset (or one split) with a trained encoder; "
-            "the labels are the dataset's (plus OUT/files.txt). --generator G --labeller L: "
-            "sample N codes from a generator and label each sample's image with an attribute "
-            "reader, so that a label says what the generator draws for its code (plus "
-            "OUT/samples.json and OUT/by_attribute.png)."
+            "label row per code, same order), from one of three sources. --encoder E --data "
+            "DIR: encode every image of a labelled dataset (or one split) with a trained "
+            "encoder; the labels are the dataset's (plus OUT/files.txt), or, with --generator "
+            "G --labeller L as well, the reader's verdict on each code's reconstruction G(E(x)). "
+            "--generator G --labeller L: sample N codes from a generator and label each "
+            "sample's image with an attribute reader, so that a label says what the generator "
+            "draws for its code (plus OUT/samples.json and OUT/by_attribute.png). --join A B "
+            "...: join such outputs into one, rows shuffled with --seed (plus OUT/sources.txt)."
         ),
     )
     d.add_argument("--encoder", metavar="E", help="encoder from 'train encoder'")
@@ -84,10 +92,15 @@ def register(commands: Commands) -> None:
         "--generator", metavar="G", help="generator, StyleGAN2 run or latent bundle to sample"
     )
     d.add_argument(
-        "--labeller", metavar="L", help="attribute reader for the samples, e.g. avatar-oracle"
+        "--labeller",
+        metavar="L",
+        help="attribute reader for the samples or reconstructions, e.g. avatar-oracle",
+    )
+    d.add_argument(
+        "--join", nargs="+", metavar="DIR", help="'data latents' outputs to join into one"
     )
     d.add_argument("--n", default="30000", metavar="N", help="samples to draw (with --generator)")
-    d.add_argument("--seed", default="0", help="sampling seed (with --generator)")
+    d.add_argument("--seed", default="0", help="sampling (--generator) or shuffling (--join) seed")
     d.add_argument(
         "--truncation", default="1.0", metavar="PSI", help="truncation psi (with --generator)"
     )
@@ -110,6 +123,9 @@ def register(commands: Commands) -> None:
 def run_train_encoder(args: argparse.Namespace) -> int:
     from faceedit.train.encoder import EncoderTrainConfig, train_encoder
 
+    lambda_identity = parse_float(args.lambda_identity, "--lambda-identity", allow_zero=True)
+    if lambda_identity and not args.perceptual:
+        raise FaceeditError("--lambda-identity needs --perceptual ORACLE (the oracle that reads)")
     config = EncoderTrainConfig(
         generator=args.generator,
         data=args.data,
@@ -122,6 +138,7 @@ def run_train_encoder(args: argparse.Namespace) -> int:
         lambda_perceptual=parse_float(
             args.lambda_perceptual, "--lambda-perceptual", allow_zero=True
         ),
+        lambda_identity=lambda_identity,
         max_images=None
         if args.max_images is None
         else parse_int(args.max_images, "--max-images", 1),
@@ -147,15 +164,23 @@ def run_train_encoder(args: argparse.Namespace) -> int:
 def run_data_latents(args: argparse.Namespace) -> int:
     encoding = args.encoder is not None or args.data is not None
     sampling = args.generator is not None or args.labeller is not None
-    if encoding == sampling:
+    if args.join:
+        if encoding or sampling:
+            raise FaceeditError("--join takes no other source (--encoder, --data, --generator)")
+        return _run_join(args)
+    if not encoding and not sampling:
         raise FaceeditError(
-            "data latents needs one source: --encoder E --data DIR (encode a labelled "
-            "dataset) or --generator G --labeller L (label a generator's samples)"
+            "data latents needs a source: --encoder E --data DIR (encode a labelled "
+            "dataset), --generator G --labeller L (label a generator's samples) or --join"
         )
-    if sampling:
+    if not encoding:
         return _run_label_samples(args)
     if args.encoder is None or args.data is None:
         raise FaceeditError("encoding a dataset needs both --encoder E and --data DIR")
+    if sampling and (args.generator is None or args.labeller is None):
+        raise FaceeditError(
+            "labelling the reconstructions needs both --generator G and --labeller L"
+        )
 
     from faceedit.train.encoder import encode_dataset
 
@@ -167,10 +192,25 @@ def run_data_latents(args: argparse.Namespace) -> int:
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         device=args.device,
         progress=not args.no_progress,
+        generator=args.generator,
+        labeller=args.labeller,
     )
     labels = out / "list_attr_celeba.txt"
-    with_labels = f" with labels {labels}" if labels.is_file() else " (the dataset has no labels)"
+    if sampling:
+        with_labels = f" with {args.labeller}'s reading of the reconstructions, {labels}"
+    elif labels.is_file():
+        with_labels = f" with labels {labels}"
+    else:
+        with_labels = " (the dataset has no labels)"
     print(f"wrote {n} W+ codes to {out / 'codes.npy'}{with_labels}")
+    return 0
+
+
+def _run_join(args: argparse.Namespace) -> int:
+    from faceedit.data.latents import join_latent_sets
+
+    out, n = join_latent_sets(args.join, args.out, seed=parse_int(args.seed, "--seed", 0))
+    print(f"wrote {n} W+ codes from {len(args.join)} sets to {out / 'codes.npy'}, rows shuffled")
     return 0
 
 

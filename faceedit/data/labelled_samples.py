@@ -55,7 +55,8 @@ class LabelledSamples:
     on_rate: tuple[float, ...]
 
 
-def _load_labeller(labeller: str | os.PathLike):
+def load_labeller(labeller: str | os.PathLike):
+    """An avatar oracle to label images with; a bad one raises "labeller: ..."."""
     from faceedit.errors import CheckpointError
     from faceedit.nets.oracle import load_avatar_oracle
 
@@ -118,7 +119,7 @@ def label_generator_samples(
         G = StyleGAN2Generator.from_pretrained(find_generator(generator))
     except (ValueError, OSError) as e:
         raise FaceeditError(f"generator {generator}: {e}") from None
-    reader = _load_labeller(labeller)
+    reader = load_labeller(labeller)
     dev = resolve_device(device)
     G, reader = G.to(dev).eval(), reader.to(dev).eval()
     names = tuple(reader.config.attr_names)

@@ -284,3 +284,61 @@ def label_stats(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corr = np.atleast_2d(corr)
     corr[np.isnan(corr)] = 0.0
     return counts, corr
+
+
+def join_latent_sets(
+    sources: Sequence[str | os.PathLike], out: str | os.PathLike, seed: int = 0
+) -> tuple[Path, int]:
+    """Join labelled code sets (``faceedit data latents`` outputs) into one, rows shuffled.
+
+    Each source holds ``codes.npy`` and ``list_attr_celeba.txt`` with the same attributes
+    in the same order and codes of one shape. The rows are shuffled with ``seed``, because
+    training takes the first 90 % of rows and validates on the rest (:func:`split_indices`):
+    appended sets would validate on the last source alone. Writes ``out/codes.npy``,
+    ``out/list_attr_celeba.txt`` and ``out/sources.txt`` (each row's source directory);
+    ``out`` appears complete or not at all. Returns ``(out, N)``.
+
+    Raises:
+        DataError: fewer than two sources, a missing file, attributes or code shapes that
+            differ, or labels and codes of different lengths.
+    """
+    from faceedit.fileio import atomic_dir, check_new_dir
+
+    if len(sources) < 2:
+        raise DataError(f"joining needs at least two code sets, got {len(sources)}")
+    out = check_new_dir(out)
+    codes, rows, origin = [], [], []
+    names: tuple[str, ...] | None = None
+    for src in map(Path, sources):
+        labels_path = src / "list_attr_celeba.txt"
+        for path in (src / "codes.npy", labels_path):
+            if not path.is_file():
+                raise DataError(f"{path}: no such file (expected 'data latents' output)")
+        c = read_codes(src / "codes.npy")
+        labels, these = read_labels(labels_path)
+        if names is not None and these != names:
+            raise DataError(f"{labels_path}: attributes differ from {sources[0]}'s")
+        if codes and c.shape[1:] != codes[0].shape[1:]:
+            raise DataError(
+                f"{src / 'codes.npy'}: codes [N, {c.shape[1]}, {c.shape[2]}], "
+                f"{sources[0]}'s are [N, {codes[0].shape[1]}, {codes[0].shape[2]}]"
+            )
+        if len(c) != len(labels):
+            raise DataError(f"{src}: {len(c)} codes but {len(labels)} label rows")
+        names = these
+        files = [ln.split()[0] for ln in labels_path.read_text().splitlines()[2:] if ln.strip()]
+        codes.append(c)
+        rows += [
+            (f, [1 if v > 0 else -1 for v in row])
+            for f, row in zip(files, labels.tolist(), strict=True)
+        ]
+        origin += [str(src)] * len(c)
+    assert names is not None
+    order = np.random.default_rng(seed).permutation(len(rows))
+    joined = np.concatenate(codes)[order]
+    with atomic_dir(out) as tmp:
+        np.save(tmp / "codes.npy", joined)
+        text = celeba_labels_text(names, [rows[i] for i in order])
+        (tmp / "list_attr_celeba.txt").write_text(text, "utf-8")
+        (tmp / "sources.txt").write_text("".join(origin[i] + "\n" for i in order), "utf-8")
+    return out, len(rows)

@@ -140,6 +140,56 @@ class OracleFeatures(nn.Module):
         return self.oracle.features(img)
 
 
+class OracleAgreement(nn.Module):
+    """``(img, target) -> [N]``: how differently an avatar oracle reads two images.
+
+    pSp's identity loss compares a face-recognition network's embeddings of the input
+    and its reconstruction; in the avatar domain the identity *is* what the oracle reads
+    (the attributes and the rendering parameters), so this compares the readings: the
+    Kullback-Leibler divergence from the oracle's reading of ``target`` (soft labels, no
+    gradient) to its reading of ``img``, averaged over every head: each attribute (a
+    Bernoulli) and each parameter (a categorical). A per-pixel or feature distance
+    barely sees a mouth drawn a few pixels wrong; this term sees nothing else. Frozen,
+    eval mode, any image side (resized to the oracle's ``img_size``).
+    """
+
+    def __init__(self, oracle: nn.Module):
+        super().__init__()
+        self.oracle = oracle.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> OracleAgreement:
+        return self  # BatchNorm keeps its running statistics
+
+    def _read(self, img: torch.Tensor):
+        size = self.oracle.config.img_size
+        if img.shape[-1] != size or img.shape[-2] != size:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
+        return self.oracle(img)
+
+    def forward(self, img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Args: ``img, target [N, 3, H, W]`` in [-1, 1]. Returns ``[N]``, >= 0."""
+        with torch.no_grad():
+            want = self._read(target)
+        got = self._read(img)
+        # Bernoulli KL per attribute, written with logits so that it stays finite
+        p = torch.sigmoid(want.attrs)
+        kl_attrs = (
+            p * (F.logsigmoid(want.attrs) - F.logsigmoid(got.attrs))
+            + (1 - p) * (F.logsigmoid(-want.attrs) - F.logsigmoid(-got.attrs))
+        ).sum(1)
+        kl_params = sum(
+            F.kl_div(
+                F.log_softmax(got.params[k], 1),
+                F.log_softmax(want.params[k], 1),
+                log_target=True,
+                reduction="none",
+            ).sum(1)
+            for k in got.params
+        )
+        heads = want.attrs.shape[1] + len(want.params)
+        return (kl_attrs + kl_params) / heads
+
+
 def load_oracle_features(path: str | os.PathLike) -> OracleFeatures:
     """An avatar oracle (a path or shipped name) as a perceptual network.
 

@@ -13,8 +13,11 @@ down for CPUs. Each step has two halves:
 
 Image loss: MSE + L1 in pixel space, at full and half resolution, plus, with
 ``perceptual`` (an avatar oracle), ``lambda_perceptual`` times the LPIPS-style distance
-between the oracle's features of ``G(E(x))`` and ``x`` on both halves: pSp's identity
-loss for this domain (see :mod:`faceedit.eval.perceptual`). Adam with a cosine decay.
+between the oracle's features of ``G(E(x))`` and ``x`` on both halves (see
+:mod:`faceedit.eval.perceptual`), and ``lambda_identity`` times the divergence between
+how that oracle reads ``G(E(x))`` and ``x``, every attribute and rendering parameter
+(:class:`~faceedit.eval.perceptual.OracleAgreement`): pSp's identity loss for this
+domain, where the identity is what the oracle reads. Adam with a cosine decay.
 The reconstruction PSNR on held-out (validation-split) images, and on the generator's
 own samples (where a perfect inverse exists), is measured every ``eval_every`` steps
 and at the end.
@@ -64,6 +67,7 @@ class EncoderTrainConfig:
     lambda_latent: float = 1.0
     perceptual: str | None = None
     lambda_perceptual: float = 1.0
+    lambda_identity: float = 0.0
     style_mixing_prob: float = 0.9
     channel_base: int = 1024
     channel_max: int = 256
@@ -86,6 +90,12 @@ class EncoderTrainConfig:
             raise FaceeditError(f"lambda_latent must be >= 0, got {self.lambda_latent}")
         if not self.lambda_perceptual >= 0:
             raise FaceeditError(f"lambda_perceptual must be >= 0, got {self.lambda_perceptual}")
+        if not self.lambda_identity >= 0:
+            raise FaceeditError(f"lambda_identity must be >= 0, got {self.lambda_identity}")
+        if self.lambda_identity and self.perceptual is None:
+            raise FaceeditError(
+                "lambda_identity needs perceptual (the oracle whose reading it compares)"
+            )
         if self.max_images is not None and self.max_images < 1:
             raise FaceeditError(f"max_images must be at least 1, got {self.max_images}")
         if self.threads is not None and self.threads < 1:
@@ -318,18 +328,25 @@ def load_generator(path: str | os.PathLike, device: torch.device) -> torch.nn.Mo
     return G.to(device).eval().requires_grad_(False)
 
 
-def _load_perceptual(path: str | None, device: torch.device):
-    """The frozen feature distance of ``config.perceptual``, or ``None``."""
-    if path is None:
-        return None
+def _load_oracle_losses(config: EncoderTrainConfig, device: torch.device):
+    """``(feature distance, reading agreement)`` through ``config.perceptual``'s oracle;
+    each is ``None`` when its weight is 0 (both without an oracle)."""
+    if config.perceptual is None:
+        return None, None
     from faceedit.errors import CheckpointError
-    from faceedit.eval.perceptual import PerceptualDistance, load_oracle_features
+    from faceedit.eval.perceptual import OracleAgreement, OracleFeatures, PerceptualDistance
+    from faceedit.nets.oracle import load_avatar_oracle
 
     try:
-        net = load_oracle_features(path)
+        oracle = load_avatar_oracle(config.perceptual).to(device)
     except CheckpointError as e:
         raise FaceeditError(f"perceptual network: {e}") from None
-    return PerceptualDistance(net, size=None).to(device).eval().requires_grad_(False)
+    distance = agreement = None
+    if config.lambda_perceptual:
+        distance = PerceptualDistance(OracleFeatures(oracle), size=None).eval()
+    if config.lambda_identity:
+        agreement = OracleAgreement(oracle)
+    return distance, agreement
 
 
 def encoder_step(
@@ -341,11 +358,14 @@ def encoder_step(
     config: EncoderTrainConfig,
     gen: torch.Generator,
     perceptual: torch.nn.Module | None = None,
+    identity: torch.nn.Module | None = None,
 ) -> dict[str, float]:
     """One optimisation step: ``batch_size`` generated and ``batch_size`` real images.
 
     ``images``: the real training set, ``uint8 [N, 3, R, R]``. ``perceptual``: a frozen
-    :class:`~faceedit.eval.perceptual.PerceptualDistance` or ``None``. Returns the losses.
+    :class:`~faceedit.eval.perceptual.PerceptualDistance` or ``None``; ``identity``: a
+    frozen :class:`~faceedit.eval.perceptual.OracleAgreement` or ``None``. Returns the
+    losses.
     """
     device = E.w_avg.device
     B = batch_size
@@ -369,6 +389,10 @@ def encoder_step(
         loss_perceptual = perceptual(recon, torch.cat([x_syn, x_real])).mean()
         loss = loss + config.lambda_perceptual * loss_perceptual
         logs["loss/perceptual"] = float(loss_perceptual.detach())
+    if identity is not None:
+        loss_identity = identity(recon, torch.cat([x_syn, x_real])).mean()
+        loss = loss + config.lambda_identity * loss_identity
+        logs["loss/identity"] = float(loss_identity.detach())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -421,7 +445,7 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
     device = resolve_device(config.device)
     G = load_generator(config.generator, device)
     res = int(G.img_resolution)
-    perceptual = _load_perceptual(config.perceptual, device)
+    perceptual, identity = _load_oracle_losses(config, device)
 
     has_split = (Path(config.data) / SPLIT_FILE).is_file()
     train_files = dataset_files(config.data, "train" if has_split else "all")
@@ -491,7 +515,7 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
     while step < config.steps:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(config.lr, step, config.steps)
-        logs = encoder_step(E, G, opt, train.images, B, config, gen, perceptual)
+        logs = encoder_step(E, G, opt, train.images, B, config, gen, perceptual, identity)
         step += 1
         logger.scalars(step, logs)
         bar.update(1)
@@ -556,6 +580,42 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
 # --------------------------------------------------------------------------- encoding
 
 
+def _reconstruction_reader(E: LatentEncoder, generator, labeller, device: torch.device):
+    """``(G, reader)`` that label codes by their reconstructions, or ``None`` (both unset)."""
+    if generator is None and labeller is None:
+        return None
+    if generator is None or labeller is None:
+        raise FaceeditError("labelling reconstructions needs both a generator and a labeller")
+    from faceedit.data.labelled_samples import load_labeller
+    from faceedit.nets.stylegan2 import StyleGAN2Generator
+    from faceedit.train.stylegan2 import find_generator
+
+    try:
+        G = StyleGAN2Generator.from_pretrained(find_generator(generator))
+    except (ValueError, OSError) as e:
+        raise FaceeditError(f"generator: {e}") from None
+    if (G.num_ws, G.w_dim) != (E.num_ws, E.w_dim):
+        raise FaceeditError(
+            f"generator {generator}: codes [{G.num_ws}, {G.w_dim}], the encoder's are "
+            f"[{E.num_ws}, {E.w_dim}]"
+        )
+    return G.to(device).eval(), load_labeller(labeller).to(device).eval()
+
+
+def _read_reconstructions(reader, ws: torch.Tensor, files: list[str]) -> list[str]:
+    """Label rows ``file v1 ... vK``: the reader's verdict on ``G.synthesis(ws)``."""
+    from faceedit.data.images import tensor_to_uint8
+    from faceedit.data.latents import celeba_labels_text
+    from faceedit.eval.avatars import oracle_read
+
+    G, oracle = reader
+    attrs, _ = oracle_read(oracle, tensor_to_uint8(G.synthesis(ws, noise_mode="const")))
+    text = celeba_labels_text(
+        oracle.config.attr_names, list(zip(files, attrs.tolist(), strict=True))
+    )
+    return text.splitlines()[2:]
+
+
 def encode_dataset(
     encoder: str | os.PathLike,
     data: str | os.PathLike,
@@ -564,6 +624,8 @@ def encode_dataset(
     batch_size: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    generator: str | os.PathLike | None = None,
+    labeller: str | os.PathLike | None = None,
 ) -> tuple[Path, int]:
     """Encode every image of ``data`` (one split or all) into W+.
 
@@ -572,8 +634,16 @@ def encode_dataset(
     train classifier --codes ... --labels ...`` reads. ``out`` appears complete or not at
     all (written under a temporary name, then renamed). Returns ``(out, N)``.
 
+    With ``generator`` and ``labeller`` (an attribute reader such as ``avatar-oracle``),
+    the labels are instead the reader's verdict on each code's reconstruction
+    ``G.synthesis(E(x))``, read as ``faceedit eval`` reads an edit: what the code *draws*.
+    An encoder that loses a mustache gives a code whose dataset label says "mustache";
+    a latent classifier learns the wrong thing from that pair, and the edits it guides
+    start from such codes. These pairs have the inverted images' distribution (which a
+    generator's own samples, one ``w`` on every row, do not) and labels true to the codes.
+
     Raises:
-        FaceeditError: a bad encoder, dataset, or output directory.
+        FaceeditError: a bad encoder, dataset, generator, labeller or output directory.
     """
     from tqdm import tqdm
 
@@ -594,11 +664,15 @@ def encode_dataset(
         raise FaceeditError(f"{encoder}: holds a {type(E).__name__}, not a latent encoder")
     dev = resolve_device(device)
     E = E.to(dev).eval()
+    reader = _reconstruction_reader(E, generator, labeller, dev)
     root = Path(data)
     files = dataset_files(root, split)
     label_lines: list[str] | None = None
     header = ""
-    if (root / ATTR_FILE).is_file():
+    if reader is not None:
+        header = " ".join(reader[1].config.attr_names)
+        label_lines = []
+    elif (root / ATTR_FILE).is_file():
         lines = [ln for ln in (root / ATTR_FILE).read_text("utf-8").splitlines() if ln.strip()]
         header = lines[1]
         by_name = {ln.split()[0]: ln for ln in lines[2:]}
@@ -608,7 +682,11 @@ def encode_dataset(
     with torch.no_grad():
         for i in range(0, len(files), batch_size):
             chunk = load_images(root, files[i : i + batch_size], E.img_resolution)
-            codes[i : i + len(chunk.files)] = E(to_model_range(chunk.images).to(dev)).cpu().numpy()
+            ws = E(to_model_range(chunk.images).to(dev))
+            codes[i : i + len(chunk.files)] = ws.cpu().numpy()
+            if reader is not None:
+                assert label_lines is not None
+                label_lines += _read_reconstructions(reader, ws, chunk.files)
             bar.update(len(chunk.files))
     bar.close()
     with atomic_dir(out) as tmp:

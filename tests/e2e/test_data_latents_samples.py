@@ -136,11 +136,34 @@ def test_mixed_codes_switch_rows_once_and_keep_the_readers_verdict(
     np.testing.assert_array_equal(np.load(plain / "codes.npy")[:, 0], codes[:, 0])
 
 
+def test_joined_sets_train_a_classifier(
+    generator: Path, labeller: Path, tmp_path: Path, capsys
+) -> None:
+    parts = [tmp_path / "s5", tmp_path / "s6"]
+    for seed, out in zip(("5", "6"), parts, strict=True):
+        assert _sample(generator, labeller, out, "--n", "12", "--seed", seed) == 0
+    joined = tmp_path / "joined"
+    argv = ["data", "latents", "--join", *map(str, parts), "-o", str(joined), "--seed", "2"]
+    assert main(argv) == 0
+    assert "wrote 24 W+ codes from 2 sets" in capsys.readouterr().out
+    codes = np.load(joined / "codes.npy")
+    both = np.concatenate([np.load(p / "codes.npy") for p in parts])
+    # the same rows, in another order, each with its own label row
+    order = [int(np.flatnonzero((both == c).all(axis=(1, 2)))[0]) for c in codes]
+    assert sorted(order) == list(range(24)) and order != list(range(24))
+    labels, _ = read_labels(joined / "list_attr_celeba.txt")
+    own = np.concatenate([read_labels(p / "list_attr_celeba.txt")[0] for p in parts])
+    np.testing.assert_array_equal(labels, own[order])
+    cargs = ["train", "classifier", "--codes", str(joined / "codes.npy"), "--labels"]
+    cargs += [str(joined / "list_attr_celeba.txt"), "-o", str(tmp_path / "clf")]
+    assert main([*cargs, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "needs one source"),
-        (["--encoder", "{gen}", "--generator", "{gen}"], "needs one source"),
+        ([], "needs a source"),
+        (["--encoder", "{gen}", "--generator", "{gen}"], "needs both --encoder E and --data DIR"),
         (["--encoder", "{gen}"], "needs both --encoder E and --data DIR"),
         (["--generator", "{gen}"], "needs both --generator G and --labeller L"),
         (
@@ -154,6 +177,9 @@ def test_mixed_codes_switch_rows_once_and_keep_the_readers_verdict(
         (["--generator", "{gen}", "--labeller", "{lab}", "--mixing", "1.5"], "mixing"),
         (["--generator", "{gen}", "--labeller", "{lab}", "--mixing", "-1"], "--mixing '-1'"),
         (["--generator", "{gen}", "--labeller", "{lab}", "-o", "{full}"], "non-empty directory"),
+        (["--join", "{full}", "--generator", "{gen}"], "--join takes no other source"),
+        (["--join", "{full}"], "at least two code sets"),
+        (["--join", "{full}", "{full}"], "codes.npy: no such file"),
     ],
 )
 def test_bad_inputs_give_one_line_and_write_nothing(

@@ -168,6 +168,45 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
     assert main([*cargs, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
 
 
+def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
+    trained: Path, generator: Path, dataset: Path, tmp_path, capsys
+) -> None:
+    from faceedit.data.images import tensor_to_uint8
+    from faceedit.data.latents import load_latent_dataset
+    from faceedit.eval.avatars import oracle_read
+    from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
+
+    torch.manual_seed(3)  # a 32 px reader of the 16 px reconstructions
+    reader = AvatarOracle(
+        AvatarOracleConfig(img_size=32, channels=(4, 8), hidden=8, attr_names=("Smiling", "Bald"))
+    )
+    reader.save_pretrained(tmp_path / "reader")
+    out = tmp_path / "latents"
+    args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(dataset)]
+    args += ["--generator", str(generator), "--labeller", str(tmp_path / "reader")]
+    assert main([*args, "-o", str(out), "--batch-size", "5", "--no-progress"]) == 0
+    assert "reading of the reconstructions" in capsys.readouterr().out
+    ds = load_latent_dataset(out / "codes.npy", out / "list_attr_celeba.txt")
+    assert ds.attr_names == ("Smiling", "Bald")  # the reader's attributes, not the dataset's
+    # each row is the reader's verdict on the image its code draws
+    G = faceedit.load(generator)
+    with torch.no_grad():
+        drawn = tensor_to_uint8(G.synthesis(torch.from_numpy(ds.codes), noise_mode="const"))
+    verdict, _ = oracle_read(reader.eval(), drawn)
+    np.testing.assert_array_equal(ds.labels, verdict > 0)
+    files = (out / "files.txt").read_text().split()
+    rows = (out / "list_attr_celeba.txt").read_text().splitlines()[2:]
+    assert [r.split()[0] for r in rows] == files
+    # half of the pair is not enough
+    assert main([*args[:-2], "-o", str(tmp_path / "half"), "--no-progress"]) == 2
+    assert "needs both --generator G and --labeller L" in capsys.readouterr().err
+    assert not (tmp_path / "half").exists()
+    wrong = [*args[:-3], str(trained / "encoder"), "--labeller", str(tmp_path / "reader")]
+    assert main([*wrong, "-o", str(tmp_path / "wrong"), "--no-progress"]) == 2
+    assert "holds architecture 'latent_encoder'" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()
+
+
 def test_a_perceptual_oracle_adds_its_weighted_feature_loss(
     generator: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -197,6 +236,43 @@ def test_a_perceptual_oracle_adds_its_weighted_feature_loss(
         assert any(not torch.equal(weights[0][k], other[k]) for k in weights[0])
 
 
+def test_the_identity_loss_compares_the_oracles_readings(
+    generator: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
+
+    torch.manual_seed(0)
+    config = AvatarOracleConfig(
+        img_size=16,
+        channels=(4, 8),
+        hidden=8,
+        attr_names=("Smiling", "Eyeglasses"),
+        param_names=("top",),
+        param_values=(("a", "b", "c"),),
+    )
+    AvatarOracle(config).save_pretrained(tmp_path / "oracle")
+    out = tmp_path / "run"
+    extra = ["--perceptual", str(tmp_path / "oracle"), "--lambda-perceptual", "0"]
+    assert _train(generator, dataset, out, *extra, "--lambda-identity", "0.5", "--steps", "3") == 0
+    for r in _losses(out):
+        # the oracle's features are off (weight 0); its reading is compared
+        assert "loss/perceptual" not in r and r["loss/identity"] > 0
+        parts = r["loss/latent"] + r["loss/image_synthetic"] + r["loss/image_real"]
+        assert r["loss/total"] == pytest.approx(parts + 0.5 * r["loss/identity"])
+
+
+def test_the_config_checks_the_identity_weight() -> None:
+    from faceedit.errors import FaceeditError
+    from faceedit.train.encoder import EncoderTrainConfig
+
+    paths = {"generator": "g", "data": "d", "out": "o"}
+    with pytest.raises(FaceeditError, match="lambda_identity must be >= 0"):
+        EncoderTrainConfig(**paths, perceptual="p", lambda_identity=-1)
+    with pytest.raises(FaceeditError, match="lambda_identity needs perceptual"):
+        EncoderTrainConfig(**paths, lambda_identity=1)
+    assert EncoderTrainConfig(**paths, perceptual="p", lambda_identity=1).lambda_identity == 1
+
+
 @pytest.mark.parametrize(
     ("which", "extra", "message"),
     [
@@ -209,6 +285,8 @@ def test_a_perceptual_oracle_adds_its_weighted_feature_loss(
         ("train", ["--perceptual", "{gen}"], "holds StyleGAN2Generator, not an avatar oracle"),
         ("train", ["--perceptual", "{tmp}/none"], "perceptual network:"),
         ("train", ["--lambda-perceptual", "-1"], "--lambda-perceptual '-1'"),
+        ("train", ["--lambda-identity", "1"], "--lambda-identity needs --perceptual ORACLE"),
+        ("train", ["--lambda-identity", "x"], "--lambda-identity 'x': expected a number"),
         ("latents", ["--encoder", "{gen}"], "holds a StyleGAN2Generator, not a latent encoder"),
         ("latents", ["-o", "{full}"], "already exists and is a non-empty directory"),
         ("latents", ["--data", "{nosplit}", "--split", "val"], "list_eval_partition.txt: no such"),

@@ -175,3 +175,61 @@ def test_broken_transformer_file_is_a_clear_error(tmp_path) -> None:
         match=r"tnet_1\.pth\.tar: recognised as latent transformer.*dense\.1\.weight",
     ):
         faceedit.load(tmp_path / "tnet_1.pth.tar")
+
+
+def _code_set(root, ids: range, names=("Smiling", "Bald"), shape=(3, 4)):
+    """A 'data latents'-style set whose code i carries its id in [0, 0] and labels from it."""
+    from faceedit.data.latents import celeba_labels_text
+
+    root.mkdir()
+    codes = np.zeros((len(ids), *shape), np.float32)
+    codes[:, 0, 0] = list(ids)
+    rows = [(f"img{i}", [1 if i % 2 else -1, 1 if i % 3 == 0 else -1][: len(names)]) for i in ids]
+    np.save(root / "codes.npy", codes)
+    (root / "list_attr_celeba.txt").write_text(celeba_labels_text(names, rows))
+    return root
+
+
+def test_joining_code_sets_shuffles_rows_together_with_their_labels(tmp_path) -> None:
+    from faceedit.data.latents import join_latent_sets
+
+    a = _code_set(tmp_path / "a", range(0, 6))
+    b = _code_set(tmp_path / "b", range(100, 104))
+    out, n = join_latent_sets([a, b], tmp_path / "joined", seed=0)
+    ds = load_latent_dataset(out / "codes.npy", out / "list_attr_celeba.txt")
+    ids = ds.codes[:, 0, 0].astype(int).tolist()
+    assert n == 10 and sorted(ids) == [*range(6), *range(100, 104)]
+    assert ids != sorted(ids)  # shuffled: the 90/10 split must not validate on b alone
+    # every row kept its own labels, name and source
+    np.testing.assert_array_equal(ds.labels[:, 0], [i % 2 == 1 for i in ids])
+    np.testing.assert_array_equal(ds.labels[:, 1], [i % 3 == 0 for i in ids])
+    rows = (out / "list_attr_celeba.txt").read_text().splitlines()[2:]
+    assert [r.split()[0] for r in rows] == [f"img{i}" for i in ids]
+    assert (out / "sources.txt").read_text().split() == [str(a if i < 100 else b) for i in ids]
+    # the seed decides the order
+    again, _ = join_latent_sets([a, b], tmp_path / "again", seed=0)
+    other, _ = join_latent_sets([a, b], tmp_path / "other", seed=1)
+    np.testing.assert_array_equal(np.load(again / "codes.npy"), ds.codes)
+    assert not np.array_equal(np.load(other / "codes.npy"), ds.codes)
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        (None, "at least two code sets"),
+        ({"names": ("Smiling", "Young")}, "attributes differ"),
+        ({"shape": (2, 4)}, "codes [N, 2, 4]"),
+        ("missing", "no such file"),
+    ],
+)
+def test_joining_mismatched_sets_fails_and_writes_nothing(second, message, tmp_path) -> None:
+    from faceedit.data.latents import join_latent_sets
+
+    sources = [_code_set(tmp_path / "a", range(4))]
+    if second == "missing":
+        sources.append(tmp_path / "nothing")
+    elif second is not None:
+        sources.append(_code_set(tmp_path / "b", range(10, 13), **second))
+    with pytest.raises(DataError, match=message.replace("[", r"\[")):
+        join_latent_sets(sources, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

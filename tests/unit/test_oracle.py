@@ -149,3 +149,38 @@ def test_features_are_the_stages_of_the_trunk_and_make_a_perceptual_distance(
     torch.testing.assert_close(dist(x, x), torch.zeros(12), atol=1e-6, rtol=0)
     dist.train()
     assert not model.training  # BatchNorm keeps its running statistics
+
+
+def test_agreement_is_the_mean_kl_divergence_between_two_readings(dataset: Path) -> None:
+    from torch.distributions import Bernoulli, Categorical, kl_divergence
+
+    from faceedit.eval.perceptual import OracleAgreement
+
+    arrays = A.load_arrays(dataset, "val")
+    torch.manual_seed(0)
+    model = AvatarOracle(_tiny(arrays)).eval()
+    agree = OracleAgreement(model)
+    assert not any(p.requires_grad for p in agree.parameters())
+    x = images_to_tensor(arrays.images)
+    y = x.flip(0)
+    # the same divergence written head by head with torch.distributions
+    want, got = model(x), model(y)
+    heads = [kl_divergence(Bernoulli(logits=want.attrs), Bernoulli(logits=got.attrs)).T]
+    heads += [
+        kl_divergence(Categorical(logits=want.params[k]), Categorical(logits=got.params[k]))[None]
+        for k in want.params
+    ]
+    expected = torch.cat(heads).mean(0)
+    torch.testing.assert_close(agree(y, x), expected, atol=1e-5, rtol=1e-4)
+    assert bool((agree(y, x) > 0).all())
+    torch.testing.assert_close(agree(x, x), torch.zeros(len(x)), atol=1e-6, rtol=0)
+    # the gradient reaches the image being fitted, never the target
+    img, target = y.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    agree(img, target).sum().backward()
+    assert img.grad is not None and float(img.grad.abs().sum()) > 0
+    assert target.grad is None
+    # any side is resized to the oracle's; train() leaves BatchNorm in eval mode
+    big = torch.nn.functional.interpolate(x, size=(32, 32), mode="nearest")
+    assert agree(big, big).shape == (len(x),)
+    agree.train()
+    assert not model.training
