@@ -203,6 +203,13 @@ def run_data_latents(args: argparse.Namespace) -> int:
     else:
         with_labels = " (the dataset has no labels)"
     print(f"wrote {n} W+ codes to {out / 'codes.npy'}{with_labels}")
+    if sampling:
+        import json
+
+        from faceedit.train.encoder import LABELS_META_FILE
+
+        rates = json.loads((out / LABELS_META_FILE).read_text("utf-8"))["on_rate"]
+        print("on: " + ", ".join(f"{a} {r:.0%}" for a, r in rates.items()))
     return 0
 
 

@@ -50,6 +50,7 @@ from faceedit.train.stylegan2 import mixed_ws
 
 IMAGE_DIR = "images"
 ATTR_FILE = "list_attr_celeba.txt"
+LABELS_META_FILE = "labels.json"  # with reconstruction labels: sources and on-rates
 SPLIT_FILE = "list_eval_partition.txt"
 SPLITS = ("train", "val", "test")
 
@@ -641,6 +642,7 @@ def encode_dataset(
     a latent classifier learns the wrong thing from that pair, and the edits it guides
     start from such codes. These pairs have the inverted images' distribution (which a
     generator's own samples, one ``w`` on every row, do not) and labels true to the codes.
+    ``out/labels.json`` then records the sources and how often each attribute is on.
 
     Raises:
         FaceeditError: a bad encoder, dataset, generator, labeller or output directory.
@@ -695,4 +697,29 @@ def encode_dataset(
             text = f"{len(files)}\n{header}\n" + "".join(ln + "\n" for ln in label_lines)
             (tmp / ATTR_FILE).write_text(text, "utf-8")
         (tmp / "files.txt").write_text("".join(f + "\n" for f in files), "utf-8")
+        if reader is not None and label_lines is not None:
+            (tmp / LABELS_META_FILE).write_text(
+                json.dumps(
+                    _reading_meta(encoder, data, split, generator, labeller, header, label_lines),
+                    indent=2,
+                )
+                + "\n",
+                "utf-8",
+            )
     return out, len(files)
+
+
+def _reading_meta(encoder, data, split, generator, labeller, header: str, rows: list[str]):
+    """``labels.json``: where reconstruction labels came from and how often each is on."""
+    names = header.split()
+    on = np.array([[v == "1" for v in row.split()[1:]] for row in rows], dtype=bool)
+    rate = on.mean(0) if len(rows) else np.zeros(len(names))
+    return {
+        "encoder": str(encoder),
+        "data": str(data),
+        "split": split,
+        "generator": str(generator),
+        "labeller": str(labeller),
+        "n": len(rows),
+        "on_rate": {a: round(float(r), 4) for a, r in zip(names, rate, strict=True)},
+    }

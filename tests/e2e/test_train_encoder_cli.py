@@ -185,9 +185,16 @@ def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
     args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(dataset)]
     args += ["--generator", str(generator), "--labeller", str(tmp_path / "reader")]
     assert main([*args, "-o", str(out), "--batch-size", "5", "--no-progress"]) == 0
-    assert "reading of the reconstructions" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "reading of the reconstructions" in printed
     ds = load_latent_dataset(out / "codes.npy", out / "list_attr_celeba.txt")
     assert ds.attr_names == ("Smiling", "Bald")  # the reader's attributes, not the dataset's
+    meta = json.loads((out / "labels.json").read_text())
+    assert meta["n"] == 32 and meta["labeller"] == str(tmp_path / "reader")
+    assert meta["on_rate"] == pytest.approx(
+        {a: round(float(r), 4) for a, r in zip(ds.attr_names, ds.labels.mean(0), strict=True)}
+    )
+    assert f"Smiling {meta['on_rate']['Smiling']:.0%}" in printed
     # each row is the reader's verdict on the image its code draws
     G = faceedit.load(generator)
     with torch.no_grad():
