@@ -102,9 +102,8 @@ def label_generator_samples(
 
     from faceedit.data.images import tensor_to_uint8
     from faceedit.eval.avatars import oracle_read
-    from faceedit.nets.stylegan2 import StyleGAN2Generator
     from faceedit.train.common import resolve_device
-    from faceedit.train.stylegan2 import find_generator
+    from faceedit.train.stylegan2 import load_found_generator
 
     if not isinstance(n, int) or n < 1:
         raise FaceeditError(f"number of samples must be a positive integer, got {n!r}")
@@ -115,10 +114,7 @@ def label_generator_samples(
     if not 0.0 <= mixing <= 1.0:
         raise FaceeditError(f"mixing must be in [0, 1], got {mixing}")
     out = check_new_dir(out)
-    try:
-        G = StyleGAN2Generator.from_pretrained(find_generator(generator))
-    except (ValueError, OSError) as e:
-        raise FaceeditError(f"generator {generator}: {e}") from None
+    G = load_found_generator(generator)
     reader = load_labeller(labeller)
     dev = resolve_device(device)
     G, reader = G.to(dev).eval(), reader.to(dev).eval()

@@ -122,25 +122,29 @@ class VGG16Features(nn.Module):
         return out
 
 
-class OracleFeatures(nn.Module):
-    """``img [N, 3, H, W]`` in [-1, 1] -> an avatar oracle's stage maps (frozen, eval mode).
-
-    See :meth:`faceedit.nets.oracle.AvatarOracle.features`.
-    """
+class _FrozenOracle(nn.Module):
+    """An avatar oracle held frozen and in eval mode, whatever the caller's mode."""
 
     def __init__(self, oracle: nn.Module):
         super().__init__()
         self.oracle = oracle.eval().requires_grad_(False)
 
-    def train(self, mode: bool = True) -> OracleFeatures:
+    def train(self, mode: bool = True) -> _FrozenOracle:
         # BatchNorm must keep its running statistics whatever the caller's mode
         return self
+
+
+class OracleFeatures(_FrozenOracle):
+    """``img [N, 3, H, W]`` in [-1, 1] -> an avatar oracle's stage maps (frozen, eval mode).
+
+    See :meth:`faceedit.nets.oracle.AvatarOracle.features`.
+    """
 
     def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
         return self.oracle.features(img)
 
 
-class OracleAgreement(nn.Module):
+class OracleAgreement(_FrozenOracle):
     """``(img, target) -> [N]``: how differently an avatar oracle reads two images.
 
     pSp's identity loss compares a face-recognition network's embeddings of the input
@@ -153,24 +157,11 @@ class OracleAgreement(nn.Module):
     eval mode, any image side (resized to the oracle's ``img_size``).
     """
 
-    def __init__(self, oracle: nn.Module):
-        super().__init__()
-        self.oracle = oracle.eval().requires_grad_(False)
-
-    def train(self, mode: bool = True) -> OracleAgreement:
-        return self  # BatchNorm keeps its running statistics
-
-    def _read(self, img: torch.Tensor):
-        size = self.oracle.config.img_size
-        if img.shape[-1] != size or img.shape[-2] != size:
-            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
-        return self.oracle(img)
-
     def forward(self, img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Args: ``img, target [N, 3, H, W]`` in [-1, 1]. Returns ``[N]``, >= 0."""
         with torch.no_grad():
-            want = self._read(target)
-        got = self._read(img)
+            want = self.oracle(self.oracle.resized(target))
+        got = self.oracle(self.oracle.resized(img))
         # Bernoulli KL per attribute, written with logits so that it stays finite
         p = torch.sigmoid(want.attrs)
         kl_attrs = (

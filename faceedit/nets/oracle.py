@@ -128,6 +128,13 @@ class AvatarOracle(ConfigModule):
             params={name: head(h) for name, head in self.param_heads.items()},
         )
 
+    def resized(self, img: torch.Tensor) -> torch.Tensor:
+        """``img [N, 3, H, W]`` at the oracle's input side (bilinear, antialiased)."""
+        size = self.config.img_size
+        if img.shape[-1] != size or img.shape[-2] != size:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
+        return img
+
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
         """Each stage's output before pooling, ``[N, C_k, H_k, W_k]``, for ``img [N, 3, H,
         W]`` in [-1, 1] at any side (resized to ``img_size``).
@@ -136,10 +143,7 @@ class AvatarOracle(ConfigModule):
         :mod:`faceedit.eval.perceptual`): they respond to what the labels depend on
         (a mouth, glasses, an eye shape) that a per-pixel error hardly sees.
         """
-        size = self.config.img_size
-        if img.shape[-1] != size or img.shape[-2] != size:
-            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
-        out, x = [], img
+        out, x = [], self.resized(img)
         for i, layer in enumerate(self.trunk):
             # the trunk's ReLUs work in place: keep the tapped maps out of their way
             x = F.relu(x) if isinstance(layer, nn.ReLU) else layer(x)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import DataError, FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
@@ -588,13 +589,9 @@ def _reconstruction_reader(E: LatentEncoder, generator, labeller, device: torch.
     if generator is None or labeller is None:
         raise FaceeditError("labelling reconstructions needs both a generator and a labeller")
     from faceedit.data.labelled_samples import load_labeller
-    from faceedit.nets.stylegan2 import StyleGAN2Generator
-    from faceedit.train.stylegan2 import find_generator
+    from faceedit.train.stylegan2 import load_found_generator
 
-    try:
-        G = StyleGAN2Generator.from_pretrained(find_generator(generator))
-    except (ValueError, OSError) as e:
-        raise FaceeditError(f"generator: {e}") from None
+    G = load_found_generator(generator)
     if (G.num_ws, G.w_dim) != (E.num_ws, E.w_dim):
         raise FaceeditError(
             f"generator {generator}: codes [{G.num_ws}, {G.w_dim}], the encoder's are "
@@ -603,18 +600,14 @@ def _reconstruction_reader(E: LatentEncoder, generator, labeller, device: torch.
     return G.to(device).eval(), load_labeller(labeller).to(device).eval()
 
 
-def _read_reconstructions(reader, ws: torch.Tensor, files: list[str]) -> list[str]:
-    """Label rows ``file v1 ... vK``: the reader's verdict on ``G.synthesis(ws)``."""
+def _read_reconstructions(reader, ws: torch.Tensor) -> np.ndarray:
+    """The reader's verdict on ``G.synthesis(ws)``: ``int [N, n_attrs]`` in {-1, 1}."""
     from faceedit.data.images import tensor_to_uint8
-    from faceedit.data.latents import celeba_labels_text
     from faceedit.eval.avatars import oracle_read
 
     G, oracle = reader
     attrs, _ = oracle_read(oracle, tensor_to_uint8(G.synthesis(ws, noise_mode="const")))
-    text = celeba_labels_text(
-        oracle.config.attr_names, list(zip(files, attrs.tolist(), strict=True))
-    )
-    return text.splitlines()[2:]
+    return attrs
 
 
 def encode_dataset(
@@ -669,16 +662,12 @@ def encode_dataset(
     reader = _reconstruction_reader(E, generator, labeller, dev)
     root = Path(data)
     files = dataset_files(root, split)
-    label_lines: list[str] | None = None
-    header = ""
-    if reader is not None:
-        header = " ".join(reader[1].config.attr_names)
-        label_lines = []
-    elif (root / ATTR_FILE).is_file():
+    labels_text: str | None = None  # the list_attr_celeba.txt to write
+    read: list[np.ndarray] = []  # with a reader: its verdicts, one array per batch
+    if (root / ATTR_FILE).is_file() and reader is None:
         lines = [ln for ln in (root / ATTR_FILE).read_text("utf-8").splitlines() if ln.strip()]
-        header = lines[1]
         by_name = {ln.split()[0]: ln for ln in lines[2:]}
-        label_lines = [by_name[f] for f in files]
+        labels_text = f"{len(files)}\n{lines[1]}\n" + "".join(by_name[f] + "\n" for f in files)
     codes = np.empty((len(files), E.num_ws, E.w_dim), dtype=np.float32)
     bar = tqdm(total=len(files), desc="encoding", unit="img", disable=not progress)
     with torch.no_grad():
@@ -687,39 +676,28 @@ def encode_dataset(
             ws = E(to_model_range(chunk.images).to(dev))
             codes[i : i + len(chunk.files)] = ws.cpu().numpy()
             if reader is not None:
-                assert label_lines is not None
-                label_lines += _read_reconstructions(reader, ws, chunk.files)
+                read.append(_read_reconstructions(reader, ws))
             bar.update(len(chunk.files))
     bar.close()
+    meta = None
+    if reader is not None:
+        names = tuple(reader[1].config.attr_names)
+        verdicts = np.concatenate(read)  # [N, n_attrs] in {-1, 1}; N >= 1 (dataset_files)
+        labels_text = celeba_labels_text(names, list(zip(files, verdicts.tolist(), strict=True)))
+        sources = {"encoder": encoder, "data": data, "generator": generator, "labeller": labeller}
+        meta = {
+            **{k: str(v) for k, v in sources.items()},
+            "split": split,
+            "n": len(files),
+            "on_rate": {
+                a: round(float(r), 4) for a, r in zip(names, (verdicts > 0).mean(0), strict=True)
+            },
+        }
     with atomic_dir(out) as tmp:
         np.save(tmp / "codes.npy", codes)
-        if label_lines is not None:
-            text = f"{len(files)}\n{header}\n" + "".join(ln + "\n" for ln in label_lines)
-            (tmp / ATTR_FILE).write_text(text, "utf-8")
+        if labels_text is not None:
+            (tmp / ATTR_FILE).write_text(labels_text, "utf-8")
         (tmp / "files.txt").write_text("".join(f + "\n" for f in files), "utf-8")
-        if reader is not None and label_lines is not None:
-            (tmp / LABELS_META_FILE).write_text(
-                json.dumps(
-                    _reading_meta(encoder, data, split, generator, labeller, header, label_lines),
-                    indent=2,
-                )
-                + "\n",
-                "utf-8",
-            )
+        if meta is not None:
+            (tmp / LABELS_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
     return out, len(files)
-
-
-def _reading_meta(encoder, data, split, generator, labeller, header: str, rows: list[str]):
-    """``labels.json``: where reconstruction labels came from and how often each is on."""
-    names = header.split()
-    on = np.array([[v == "1" for v in row.split()[1:]] for row in rows], dtype=bool)
-    rate = on.mean(0) if len(rows) else np.zeros(len(names))
-    return {
-        "encoder": str(encoder),
-        "data": str(data),
-        "split": split,
-        "generator": str(generator),
-        "labeller": str(labeller),
-        "n": len(rows),
-        "on_rate": {a: round(float(r), 4) for a, r in zip(names, rate, strict=True)},
-    }

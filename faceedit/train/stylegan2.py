@@ -462,14 +462,23 @@ def find_generator(source: str | os.PathLike, what: str = "generator") -> Path:
     return path
 
 
+def load_found_generator(source: str | os.PathLike, what: str = "generator") -> StyleGAN2Generator:
+    """The generator that ``source`` names (as for :func:`find_generator`), loaded.
+
+    Raises:
+        FaceeditError: not found or unreadable (the message starts with ``what``).
+    """
+    path = find_generator(source, what)
+    try:
+        return StyleGAN2Generator.from_pretrained(path)
+    except (FaceeditError, ValueError, OSError) as e:
+        raise FaceeditError(f"{what} {source}: {e}") from None
+
+
 def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN2Generator:
     """The generator a run continues (``source`` as for :func:`find_generator`). Its
     settings must equal the run's (``wanted``)."""
-    path = find_generator(source, "init_from")
-    try:
-        trained = StyleGAN2Generator.from_pretrained(path)
-    except (FaceeditError, ValueError, OSError) as e:
-        raise FaceeditError(f"init_from {source}: {e}") from None
+    trained = load_found_generator(source, "init_from")
     if trained.config != wanted:
         diff = [
             f"{f.name} {getattr(trained.config, f.name)} != {getattr(wanted, f.name)}"
