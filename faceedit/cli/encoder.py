@@ -83,7 +83,11 @@ def register(commands: Commands) -> None:
             "--generator G --labeller L: sample N codes from a generator and label each "
             "sample's image with an attribute reader, so that a label says what the generator "
             "draws for its code (plus OUT/samples.json and OUT/by_attribute.png). --join A B "
-            "...: join such outputs into one, rows shuffled with --seed (plus OUT/sources.txt)."
+            "...: join such outputs into one, rows shuffled with --seed (plus OUT/sources.txt). "
+            "--transformers T --codes C --generator G --labeller L: edit N codes of C with "
+            "every transformer of T towards the flipped attribute and label each edit with "
+            "the reader's verdict on its image, so that a classifier retrained with them no "
+            "longer believes edits the generator does not draw (plus OUT/edits.json)."
         ),
     )
     d.add_argument("--encoder", metavar="E", help="encoder from 'train encoder'")
@@ -99,8 +103,30 @@ def register(commands: Commands) -> None:
     d.add_argument(
         "--join", nargs="+", metavar="DIR", help="'data latents' outputs to join into one"
     )
-    d.add_argument("--n", default="30000", metavar="N", help="samples to draw (with --generator)")
-    d.add_argument("--seed", default="0", help="sampling (--generator) or shuffling (--join) seed")
+    d.add_argument(
+        "--transformers",
+        metavar="T",
+        help="latent transformers (tnet_<Name>/) whose edits to label",
+    )
+    d.add_argument("--codes", metavar="C", help="'data latents' output the edits start from")
+    d.add_argument(
+        "--strengths",
+        default="0.5,1.5",
+        metavar="LO,HI",
+        help="edit strengths, uniform in [LO, HI] (with --transformers)",
+    )
+    d.add_argument(
+        "--n",
+        default=None,
+        metavar="N",
+        help="samples to draw (--generator; default 30000) or codes to edit "
+        "(--transformers; default 2000, or all when fewer)",
+    )
+    d.add_argument(
+        "--seed",
+        default="0",
+        help="sampling (--generator), drawing (--transformers) or shuffling (--join) seed",
+    )
     d.add_argument(
         "--truncation", default="1.0", metavar="PSI", help="truncation psi (with --generator)"
     )
@@ -164,10 +190,17 @@ def run_train_encoder(args: argparse.Namespace) -> int:
 def run_data_latents(args: argparse.Namespace) -> int:
     encoding = args.encoder is not None or args.data is not None
     sampling = args.generator is not None or args.labeller is not None
+    editing = args.transformers is not None or args.codes is not None
     if args.join:
-        if encoding or sampling:
-            raise FaceeditError("--join takes no other source (--encoder, --data, --generator)")
+        if encoding or sampling or editing:
+            raise FaceeditError(
+                "--join takes no other source (--encoder, --data, --generator, --transformers)"
+            )
         return _run_join(args)
+    if editing:
+        if encoding:
+            raise FaceeditError("--transformers and --codes take no --encoder or --data")
+        return _run_label_edits(args)
     if not encoding and not sampling:
         raise FaceeditError(
             "data latents needs a source: --encoder E --data DIR (encode a labelled "
@@ -230,7 +263,7 @@ def _run_label_samples(args: argparse.Namespace) -> int:
         args.generator,
         args.labeller,
         args.out,
-        n=parse_int(args.n, "--n", 1),
+        n=parse_int(args.n or "30000", "--n", 1),
         seed=parse_int(args.seed, "--seed", 0),
         truncation_psi=parse_float(args.truncation, "--truncation"),
         mixing=parse_float(args.mixing, "--mixing", allow_zero=True),
@@ -246,4 +279,46 @@ def _run_label_samples(args: argparse.Namespace) -> int:
     preview = result.out / PREVIEW_FILE
     if preview.is_file():  # absent when the reader called nothing on
         print(f"look at {preview} before trusting the labels")
+    return 0
+
+
+def _run_label_edits(args: argparse.Namespace) -> int:
+    from faceedit.data.edited_latents import label_latent_edits
+
+    missing = [
+        flag
+        for flag, value in (
+            ("--transformers T", args.transformers),
+            ("--codes C", args.codes),
+            ("--generator G", args.generator),
+            ("--labeller L", args.labeller),
+        )
+        if value is None
+    ]
+    if missing:
+        raise FaceeditError(f"labelling latent edits also needs {', '.join(missing)}")
+    parts = args.strengths.split(",")
+    if len(parts) != 2:
+        raise FaceeditError(f"--strengths {args.strengths!r}: expected LO,HI, e.g. 0.5,1.5")
+    low, high = (parse_float(p, "--strengths") for p in parts)
+    result = label_latent_edits(
+        args.transformers,
+        args.codes,
+        args.generator,
+        args.labeller,
+        args.out,
+        n=None if args.n is None else parse_int(args.n, "--n", 1),
+        seed=parse_int(args.seed, "--seed", 0),
+        strengths=(low, high),
+        batch_size=parse_int(args.batch_size, "--batch-size", 1),
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    landed = ", ".join(
+        f"{a} {r:.0%}" for a, r in zip(result.attributes, result.landed, strict=True)
+    )
+    print(
+        f"wrote {result.n} edited W+ codes to {result.out / 'codes.npy'} with the labeller's labels"
+    )
+    print(f"edits the labeller sees land: {landed}")
     return 0

@@ -1,5 +1,7 @@
 """``faceedit data latents --generator G --labeller L``: a generator's own samples as W+
-codes, labelled by an attribute reader (faceedit.data.labelled_samples).
+codes, labelled by an attribute reader (faceedit.data.labelled_samples); with
+``--transformers T --codes C``, the transformers' edits of such codes, labelled the same way
+(faceedit.data.edited_latents).
 
 The labels must be the reader's verdict on the very image each code renders, the files
 must be the layout that ``train classifier`` reads, the same seed must give the same
@@ -159,6 +161,96 @@ def test_joined_sets_train_a_classifier(
     assert main([*cargs, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
 
 
+@pytest.fixture(scope="module")
+def transformers(generator: Path, tmp_path_factory) -> Path:
+    """Random transformers for two of the reader's attributes, strong enough to move it."""
+    from faceedit.nets.latent import LatentTransformer, LatentTransformerConfig
+
+    G = faceedit.load(generator)
+    root = tmp_path_factory.mktemp("edits") / "transformers"
+    torch.manual_seed(7)
+    for name in ATTRS[:2]:
+        t = LatentTransformer(
+            LatentTransformerConfig(num_ws=G.num_ws, w_dim=G.w_dim, attr_name=name)
+        )
+        with torch.no_grad():
+            for p in t.parameters():
+                p.mul_(4.0)
+        t.save_pretrained(root / f"tnet_{name}")
+    return root
+
+
+def _edit(transformers: Path, codes: Path, generator: Path, labeller: Path, out: Path, *extra):
+    args = ["data", "latents", "--transformers", str(transformers), "--codes", str(codes)]
+    args += ["--generator", str(generator), "--labeller", str(labeller), "-o", str(out)]
+    return main([*args, "--no-progress", *extra])
+
+
+def test_edits_are_the_transformers_outputs_labelled_by_the_reader(
+    generator: Path, labeller: Path, transformers: Path, tmp_path: Path, capsys
+) -> None:
+    source = tmp_path / "samples"
+    assert _sample(generator, labeller, source, "--n", "30", "--seed", "1") == 0
+    out = tmp_path / "edits"
+    extra = ("--n", "12", "--seed", "3", "--strengths", "0.5,1.5", "--batch-size", "5")
+    assert _edit(transformers, source, generator, labeller, out, *extra) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 24 edited W+ codes" in printed and "edits the labeller sees land:" in printed
+
+    G, reader = faceedit.load(generator), faceedit.load(labeller)
+    src_codes = np.load(source / "codes.npy")
+    src_labels, _ = read_labels(source / "list_attr_celeba.txt")
+    codes = np.load(out / "codes.npy")
+    labels, names = read_labels(out / "list_attr_celeba.txt")
+    assert codes.shape == (24, G.num_ws, G.w_dim) and names == ATTRS
+    rows = [ln.split()[0] for ln in (out / "list_attr_celeba.txt").read_text().splitlines()[2:]]
+    picked = sorted({int(r.split("_")[1]) for r in rows})
+    assert len(picked) == 12 and rows[:2] == [
+        f"edit_{picked[0]:06d}_{a}" for a in sorted(ATTRS[:2])
+    ]
+    for row, code in zip(rows, codes, strict=True):
+        _, index, name = row.split("_", 2)
+        w = torch.from_numpy(src_codes[int(index)])[None]
+        t = faceedit.load(transformers / f"tnet_{name}")
+        with torch.no_grad():
+            f = t.delta(w)[0]
+        # the edit is w + a * f(w): recover a, then check its size and its sign
+        a = float(((torch.from_numpy(code) - w[0]) * f).sum() / (f * f).sum())
+        with torch.no_grad():
+            np.testing.assert_allclose(t(w, a)[0].numpy(), code, atol=1e-4)
+        turn_on = src_labels[int(index), ATTRS.index(name)] <= 0
+        assert 0.5 - 1e-4 <= abs(a) <= 1.5 + 1e-4 and (a > 0) == turn_on
+    # each label row is the reader's verdict on its code's image
+    with torch.no_grad():
+        images = tensor_to_uint8(G.synthesis(torch.from_numpy(codes), noise_mode="const"))
+    big = [Image.fromarray(im).resize((32, 32), Image.Resampling.LANCZOS) for im in images]
+    verdict, _ = reader.predict(images_to_tensor(np.stack([np.asarray(b) for b in big])))
+    np.testing.assert_array_equal(labels, (verdict.numpy() > 0).astype(labels.dtype))
+
+    meta = json.loads((out / "edits.json").read_text())
+    for k, name in enumerate(ATTRS[:2]):
+        mine = [i for i, r in enumerate(rows) if r.endswith("_" + name)]
+        want = [src_labels[int(rows[i].split("_")[1]), k] <= 0 for i in mine]
+        seen = labels[mine, k] > 0
+        assert meta["landed"][name] == pytest.approx(np.mean(seen == np.array(want)), abs=1e-4)
+
+    again = tmp_path / "again"
+    assert _edit(transformers, source, generator, labeller, again, "--n", "12", "--seed", "3") == 0
+    # the batch size changes only float rounding
+    np.testing.assert_allclose(np.load(again / "codes.npy"), codes, atol=1e-5)
+
+
+_EDITS = ["--codes", "{src}", "--generator", "{gen}", "--labeller", "{lab}"]
+
+
+@pytest.fixture(scope="module")
+def source(generator: Path, labeller: Path, tmp_path_factory) -> Path:
+    """A small labelled code set for the edits to start from."""
+    out = tmp_path_factory.mktemp("edits") / "source"
+    assert _sample(generator, labeller, out, "--n", "8") == 0
+    return out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -180,15 +272,32 @@ def test_joined_sets_train_a_classifier(
         (["--join", "{full}", "--generator", "{gen}"], "--join takes no other source"),
         (["--join", "{full}"], "at least two code sets"),
         (["--join", "{full}", "{full}"], "codes.npy: no such file"),
+        (["--transformers", "{tr}", "--codes", "{full}"], "also needs --generator G, --labeller L"),
+        (["--transformers", "{tr}", "--encoder", "{gen}"], "take no --encoder or --data"),
+        (["--join", "{full}", "{full}", "--codes", "{full}"], "--join takes no other source"),
+        (["--transformers", "{tr}", *_EDITS, "--strengths", "2,1"], "0 < low <= high"),
+        (["--transformers", "{tr}", *_EDITS, "--strengths", "1"], "expected LO,HI"),
+        (["--transformers", "{tr}", *_EDITS, "--n", "9999"], "fewer than the 9999 asked for"),
+        (["--transformers", "{tmp}/none", *_EDITS], "transformers: "),
+        (["--transformers", "{gen}", *_EDITS], "not a latent transformer"),
+        (["--transformers", "{full}", *_EDITS], "no transformers"),
     ],
 )
 def test_bad_inputs_give_one_line_and_write_nothing(
-    argv, message, generator: Path, labeller: Path, tmp_path: Path, capsys
+    argv,
+    message,
+    generator: Path,
+    labeller: Path,
+    transformers: Path,
+    source: Path,
+    tmp_path: Path,
+    capsys,
 ) -> None:
     full = tmp_path / "full"
     full.mkdir()
     (full / "x.txt").write_text("x")
     fill = {"gen": str(generator), "lab": str(labeller), "tmp": str(tmp_path), "full": str(full)}
+    fill |= {"tr": str(transformers), "src": str(source)}
     argv = [a.format(**fill) for a in argv]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "o")]
