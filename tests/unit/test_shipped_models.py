@@ -84,12 +84,12 @@ def test_shipped_attgan_edits_avatars_it_never_saw():
 
 def test_shipped_latent_bundle_moves_colour_and_glasses():
     """The shipped latent bundle inverts with its encoder and its transformers change the
-    attributes its card says they change (95-98% at strength 1, 80-83% of the others kept)."""
+    attributes its card says they change (92-99% at strength 1, 84-88% of the others kept)."""
     report = _shipped_edit_report(
         "latent", "avatar-latent", ["Blond_Hair", "Eyeglasses", "Pale_Skin"], 1.0
     )
     assert report.target_change >= 0.8
-    assert report.preservation >= 0.7
+    assert report.preservation >= 0.75
     assert report.psnr is not None and report.psnr >= 17.0
 
 
