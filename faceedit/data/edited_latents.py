@@ -190,22 +190,10 @@ def label_latent_edits(
 
 def _load_transformers(source: str | os.PathLike) -> dict[str, torch.nn.Module]:
     """``{attribute: LatentTransformer}`` of every ``tnet_<Name>/`` in ``source``."""
-    from faceedit.checkpoints import load
+    from faceedit.editing.latent import LatentEditor
     from faceedit.editing.pipeline import find_transformers
-    from faceedit.errors import CheckpointError
-    from faceedit.nets.latent import LatentTransformer
 
     try:
-        paths = find_transformers(source)
+        return LatentEditor.from_paths(find_transformers(source)).transformers
     except FaceeditError as e:
         raise FaceeditError(f"transformers: {e}") from None
-    out = {}
-    for name, path in paths.items():
-        try:
-            model = load(path)
-        except CheckpointError as e:
-            raise FaceeditError(f"transformers: {e}") from None
-        if not isinstance(model, LatentTransformer):
-            raise FaceeditError(f"{path}: not a latent transformer")
-        out[name or model.config.attr_name] = model
-    return out

@@ -307,3 +307,17 @@ def test_bad_inputs_give_one_line_and_write_nothing(
     assert message in err, err
     assert not (tmp_path / "o").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["full"]  # no temporary left behind
+
+
+def test_a_transformer_for_an_attribute_the_labels_lack_is_refused(
+    generator: Path, labeller: Path, source: Path, tmp_path: Path, capsys
+) -> None:
+    from faceedit.nets.latent import LatentTransformer, LatentTransformerConfig
+
+    G = faceedit.load(generator)
+    config = LatentTransformerConfig(num_ws=G.num_ws, w_dim=G.w_dim, attr_name="Mustache")
+    LatentTransformer(config).save_pretrained(tmp_path / "tr" / "tnet_Mustache")
+    assert _edit(tmp_path / "tr", source, generator, labeller, tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert "transformer 'Mustache'" in err and "no such attribute" in err
+    assert not (tmp_path / "o").exists()
