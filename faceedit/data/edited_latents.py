@@ -90,9 +90,7 @@ def label_latent_edits(
     """
     from tqdm import tqdm
 
-    from faceedit.data.images import tensor_to_uint8
-    from faceedit.data.labelled_samples import load_labeller
-    from faceedit.eval.avatars import oracle_read
+    from faceedit.data.labelled_samples import draw_and_read, load_labeller
     from faceedit.train.common import resolve_device
     from faceedit.train.stylegan2 import load_found_generator
 
@@ -139,10 +137,11 @@ def label_latent_edits(
     A = len(attrs)
     out_codes = np.empty((n * A, G.num_ws, G.w_dim), dtype=np.float32)
     out_labels = np.empty((n * A, len(names)), dtype=np.int8)
+    per_batch = max(1, batch_size // A)  # codes per batch: their A edits are rendered together
     bar = tqdm(total=n * A, desc="labelling edits", unit="edit", disable=not progress)
     with torch.no_grad():
-        for start in range(0, n, max(1, batch_size // A)):
-            stop = min(start + max(1, batch_size // A), n)
+        for start in range(0, n, per_batch):
+            stop = min(start + per_batch, n)
             ws = torch.from_numpy(np.ascontiguousarray(data.codes[picked[start:stop]])).to(dev)
             # rows start*A .. stop*A: each code's A edits together, in `attrs` order
             edited = torch.stack(
@@ -152,8 +151,7 @@ def label_latent_edits(
                 ],
                 dim=1,
             ).flatten(0, 1)
-            images = tensor_to_uint8(G.synthesis(edited, noise_mode="const"))
-            read, _ = oracle_read(reader, images)
+            _, read = draw_and_read(G, reader, edited)
             out_codes[start * A : stop * A] = edited.cpu().numpy()
             out_labels[start * A : stop * A] = read
             bar.update((stop - start) * A)

@@ -66,6 +66,18 @@ def load_labeller(labeller: str | os.PathLike):
         raise FaceeditError(f"labeller: {e}") from None
 
 
+def draw_and_read(G, reader, ws: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Render codes ``ws [N, num_ws, w_dim]`` and read them as ``faceedit eval`` reads an
+    edit (the saved 8-bit image, resized for the reader): ``(images uint8 [N, R, R, 3],
+    attrs int [N, n_attrs] in {-1, 1})``."""
+    from faceedit.data.images import tensor_to_uint8
+    from faceedit.eval.avatars import oracle_read
+
+    images = tensor_to_uint8(G.synthesis(ws, noise_mode="const"))
+    attrs, _ = oracle_read(reader, images)
+    return images, attrs
+
+
 def label_generator_samples(
     generator: str | os.PathLike,
     labeller: str | os.PathLike,
@@ -100,8 +112,6 @@ def label_generator_samples(
     """
     from tqdm import tqdm
 
-    from faceedit.data.images import tensor_to_uint8
-    from faceedit.eval.avatars import oracle_read
     from faceedit.train.common import resolve_device
     from faceedit.train.stylegan2 import load_found_generator
 
@@ -136,9 +146,7 @@ def label_generator_samples(
                 z2, take = mix[0][part].to(dev), mix[1][part].to(dev)
                 ws2 = G.mapping(z2, truncation_psi=truncation_psi)
                 ws = torch.where(take.unsqueeze(2), ws2, ws)
-            images = tensor_to_uint8(G.synthesis(ws, noise_mode="const"))
-            # read as `faceedit eval` reads an edit: the saved 8-bit image, resized
-            attrs, _ = oracle_read(reader, images)
+            images, attrs = draw_and_read(G, reader, ws)
             codes[part] = ws.cpu().numpy()
             labels[part] = attrs
             _collect_previews(previews, images, attrs)

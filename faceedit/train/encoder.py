@@ -600,16 +600,6 @@ def _reconstruction_reader(E: LatentEncoder, generator, labeller, device: torch.
     return G.to(device).eval(), load_labeller(labeller).to(device).eval()
 
 
-def _read_reconstructions(reader, ws: torch.Tensor) -> np.ndarray:
-    """The reader's verdict on ``G.synthesis(ws)``: ``int [N, n_attrs]`` in {-1, 1}."""
-    from faceedit.data.images import tensor_to_uint8
-    from faceedit.eval.avatars import oracle_read
-
-    G, oracle = reader
-    attrs, _ = oracle_read(oracle, tensor_to_uint8(G.synthesis(ws, noise_mode="const")))
-    return attrs
-
-
 def encode_dataset(
     encoder: str | os.PathLike,
     data: str | os.PathLike,
@@ -643,6 +633,7 @@ def encode_dataset(
     from tqdm import tqdm
 
     from faceedit.checkpoints import load
+    from faceedit.data.labelled_samples import draw_and_read
     from faceedit.errors import CheckpointError
     from faceedit.train.common import resolve_device
 
@@ -676,7 +667,7 @@ def encode_dataset(
             ws = E(to_model_range(chunk.images).to(dev))
             codes[i : i + len(chunk.files)] = ws.cpu().numpy()
             if reader is not None:
-                read.append(_read_reconstructions(reader, ws))
+                read.append(draw_and_read(*reader, ws)[1])
             bar.update(len(chunk.files))
     bar.close()
     meta = None
