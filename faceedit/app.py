@@ -6,12 +6,12 @@ attribute: the edited photo appears beside the original when a slider is release
 the detected face box, the aligned crop and a PNG download.
 
 The page is a thin layer: faces are found and aligned by :func:`faceedit.align_face`, the
-models come from :func:`faceedit.editing.pipeline.build_editor`, edits run through
-:class:`~faceedit.editing.pipeline.FaceEditor` (AttGAN) or
-:class:`~faceedit.editing.latent.LatentEditor` on the inverted code (latent), and the
-crop goes back with :meth:`AlignedFace.paste_back`. What the app adds is caching for
-interactivity: a photo is detected, aligned and inverted once; each slider release only
-re-runs the edit and the paste-back.
+models come from :func:`faceedit.editing.pipeline.build_editor` (any method of
+:data:`faceedit.editing.methods.METHODS`), edits run through its
+:class:`~faceedit.editing.pipeline.FaceEditor` on the cached code, and the crop goes back
+with :meth:`AlignedFace.paste_back`. What the app adds is caching for interactivity: a
+photo is detected, aligned and inverted once; each slider release only re-runs the edit
+and the paste-back.
 
 faceedit's shipped models are trained on 64 px avatars, not on photos, so the "bundled"
 photo models are tiny random-weight ones built once into the cache; the page says so.
@@ -36,11 +36,14 @@ from typing import Any
 
 import numpy as np
 
+from faceedit.editing.methods import METHODS
 from faceedit.errors import FaceeditError
 
 log = logging.getLogger("faceedit.app")
 
 BUNDLED = "bundled demo model"
+# method -> its model in demo_models_dir()
+BUNDLED_DIRS = {"latent": "latent", "attgan": "attgan"}
 MAX_MODELS = 4  # models kept loaded at once
 MAX_SLIDERS = 40  # CelebA has 40 attributes; unused sliders are hidden
 STRENGTH = 2.0
@@ -72,7 +75,7 @@ def demo_models_dir() -> Path:
     """
     import torch
 
-    from faceedit.cli.demo import cache_dir
+    from faceedit.hub import cache_dir
     from faceedit.nets.attgan import (
         AttGAN,
         AttGANConfig,
@@ -178,7 +181,9 @@ class Backend:
     def model_path(self, method: str, model: str | None) -> str:
         text = (model or "").strip()
         if not text or text == BUNDLED:
-            return str(demo_models_dir() / ("latent" if method == "latent" else "attgan"))
+            if method not in BUNDLED_DIRS:
+                raise FaceeditError(f"no bundled demo model for method {method}: give a model")
+            return str(demo_models_dir() / BUNDLED_DIRS[method])
         return text
 
     def editor(self, method: str, model: str | None):
@@ -232,7 +237,7 @@ class Backend:
             face.source = name
             digest = hashlib.sha1(rgb.tobytes()).hexdigest()[:16]
             key = f"{digest}:{method}:{self.model_path(method, model)}"
-            if method == "latent" and key not in self._codes:
+            if key not in self._codes:
                 self._codes[key] = editor.invert_crop(face.crop)
                 while len(self._codes) > 32:
                     self._codes.popitem(last=False)
@@ -246,33 +251,11 @@ class Backend:
         with self._lock:
             editor = self.editor(session.method, session.model)
             edits = editor.check_edits(edits)
-            if session.method == "attgan":
-                crop = editor.edit_crop(session.face.crop, edits).edited_crop
-            else:
-                crop = self._latent_crop(editor, session, edits)
+            code = self._codes.get(session.key)
+            if code is None:  # evicted: invert again
+                code = self._codes[session.key] = editor.invert_crop(session.face.crop)
+            crop = editor.edit_crop(session.face.crop, edits, code=code).edited_crop
             return session.face.paste_back(crop, blend=editor.blend)
-
-    def _latent_crop(self, editor, session: Session, edits: dict[str, float]) -> np.ndarray:
-        from PIL import Image
-
-        from faceedit.data.images import tensor_to_uint8
-        from faceedit.editing.latent import LatentEditor
-
-        ws = self._codes.get(session.key)
-        if ws is None:  # evicted: invert again
-            ws = self._codes[session.key] = editor.invert_crop(session.face.crop)
-        parts = editor.latent
-        latent = LatentEditor(
-            {k: parts.transformer(k) for k in edits},
-            generator=parts.generator,
-            classifier=parts.classifier,
-            layers=parts.layers,
-        )
-        img = tensor_to_uint8(latent.edit(ws, edits).image)[0]
-        size = session.face.crop.shape[0]
-        if img.shape[0] != size:
-            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.LANCZOS))
-        return img
 
     def edit_video(
         self, path: str | os.PathLike | None, method: str, model: str | None, edits: dict
@@ -431,9 +414,7 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
             )
             with gr.Column():
                 sample = gr.Button(f"Use the sample photo ({SAMPLE_PHOTO})", elem_id="sample")
-                method = gr.Radio(
-                    ["latent", "attgan"], value=method, label="Method", elem_id="method"
-                )
+                method = gr.Radio(list(METHODS), value=method, label="Method", elem_id="method")
                 model = gr.Textbox(
                     value=model or BUNDLED,
                     label="Model: the bundled demo model, or a local checkpoint / bundle path",

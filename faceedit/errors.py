@@ -21,3 +21,7 @@ class ImageError(FaceeditError):
 
 class DataError(FaceeditError):
     """A dataset (labels, codes, images) is malformed."""
+
+
+class EditError(FaceeditError):
+    """An edit request (attribute, strength, model part) is unusable."""

@@ -2,8 +2,8 @@
 
 Each :class:`ModelEntry` names one released file: where it comes from, its licence, its
 size and SHA-256 when known, and which :func:`faceedit.load` format reads it.
-:func:`download` fetches it into a cache directory (``$FACEEDIT_CACHE``, default
-``~/.cache/faceedit``) with the standard library only:
+:func:`download` fetches it into a cache directory (:func:`cache_dir`: ``$FACEEDIT_CACHE``, else
+``$XDG_CACHE_HOME/faceedit``, else ``~/.cache/faceedit``) with the standard library only:
 
 - the bytes go to ``<cache>/<NAME>.part``; an interrupted download resumes from there
   with an HTTP ``Range`` request (a server that ignores it makes us start over, so bytes
@@ -215,9 +215,13 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """``path``, else ``$FACEEDIT_CACHE``, else ``~/.cache/faceedit``."""
+    """faceedit's one cache directory: ``path``, else ``$FACEEDIT_CACHE``, else
+    ``$XDG_CACHE_HOME/faceedit``, else ``~/.cache/faceedit``. Downloads and the web
+    demo's files live there."""
     if path is None:
-        path = os.environ.get("FACEEDIT_CACHE") or Path.home() / ".cache" / "faceedit"
+        path = os.environ.get("FACEEDIT_CACHE") or (
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "faceedit"
+        )
     return Path(path).expanduser()
 
 

@@ -9,20 +9,10 @@ oracle judges every edit against the ground truth. Writes ``demo_grid.png`` and
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 from faceedit.cli.common import Commands
-
-
-def cache_dir() -> Path:
-    """faceedit's cache directory (``$FACEEDIT_CACHE``, else ``~/.cache/faceedit``); the
-    web demo keeps its models there."""
-    root = os.environ.get("FACEEDIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "faceedit"
-    )
-    return Path(root)
 
 
 def register(commands: Commands) -> None:
@@ -71,11 +61,11 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceedit.editing.pipeline import _resolve_path, build_editor
+    from faceedit.editing.pipeline import build_editor
     from faceedit.errors import FaceeditError
     from faceedit.eval.demo import run_demo, write_demo
+    from faceedit.hub import resolve
     from faceedit.nets.oracle import load_avatar_oracle
-    from faceedit.shipped import shipped_path
 
     start = time.perf_counter()
     out = Path(args.output)
@@ -91,19 +81,19 @@ def run(args: argparse.Namespace) -> int:
     # every model must be there before anything is loaded or written
     models = {"attgan": args.attgan, "latent": args.latent}
     for method, name in models.items():
-        _resolve_path(name, f"--{method}")
+        resolve(name, f"--{method}")
     oracle = load_avatar_oracle(args.oracle)
     editors = {
         "attgan": build_editor("attgan", args.attgan, device=args.device),
         # encoder inversion when the bundle has one, else a short projection
         "latent": build_editor("latent", args.latent, device=args.device, steps=args.steps),
     }
-    if editors["latent"].invert != "encoder":
+    if editors["latent"].editor.settings()["invert"] != "encoder":
         print(
             f"faceedit demo: {args.latent} has no encoder, so each avatar is projected "
             f"({args.steps} steps): slower, and rougher than an encoder's inversion"
         )
-    oracle_file = shipped_path(args.oracle) if not Path(args.oracle).exists() else None
+    oracle_file = resolve(args.oracle, "--oracle")
     result = run_demo(
         editors,
         models,
@@ -112,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         attrs=attrs,
         strengths=strengths,
-        oracle_name=str(oracle_file or args.oracle),
+        oracle_name=str(oracle_file),
     )
     paths = write_demo(result, out)
     for run_ in result.runs:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from faceedit.cli.common import Commands
+from faceedit.editing.methods import METHODS
 
 
 def register(commands: Commands) -> None:
@@ -54,7 +55,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME=STRENGTH",
         help="attribute and strength, e.g. Smiling=1 or Eyeglasses=-1 (repeatable)",
     )
-    p.add_argument("--method", choices=("latent", "attgan"), default="latent")
+    p.add_argument("--method", choices=list(METHODS), default="latent")
     p.add_argument(
         "--model",
         help="latent: a bundle directory (bundle.json), a pSp/e4e file or a generator; "

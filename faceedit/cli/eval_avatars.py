@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from faceedit.cli.common import Commands
+from faceedit.editing.methods import METHODS
 
 
 def register(commands: Commands) -> None:
@@ -20,7 +21,7 @@ def register(commands: Commands) -> None:
             "and the reconstruction PSNR (JSON, CSV, Markdown table, bar chart)."
         ),
     )
-    p.add_argument("--method", choices=["attgan", "latent"], required=True)
+    p.add_argument("--method", choices=list(METHODS), required=True)
     p.add_argument("--model", required=True, help="AttGAN model, or a latent bundle")
     p.add_argument("--oracle", default="avatar-oracle", help="oracle model (name or path)")
     p.add_argument("--n", type=int, default=500, help="number of held-out avatars")
@@ -87,6 +88,7 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
     """Transformers (and linear directions) over a strength sweep: avatar_sweep.*."""
     import math
 
+    from faceedit.editing.latent_pipeline import LatentPipeline
     from faceedit.errors import FaceeditError
     from faceedit.eval.avatar_sweep import (
         SweepReport,
@@ -99,7 +101,8 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
         write_sweep,
     )
 
-    if args.method != "latent":
+    pipeline = editor.editor
+    if not isinstance(pipeline, LatentPipeline):
         raise FaceeditError("--strengths/--baseline compare latent edits: use --method latent")
     try:
         strengths = [float(s) for s in (args.strengths or "0.5,1,1.5,2").split(",") if s.strip()]
@@ -111,14 +114,13 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
         raise FaceeditError(f"--strengths {args.strengths}: strengths must be non-negative")
     if args.strength not in strengths:
         strengths = sorted([*strengths, args.strength])
-    parts = editor.latent
     directions, baseline = None, {}
     if args.baseline == "linear":
-        directions, baseline = _directions(args, parts, attrs)
+        directions, baseline = _directions(args, pipeline, attrs)
     report_rows, psnr = sweep_avatar_edits(
-        latent_methods(parts, directions),
+        latent_methods(pipeline, directions),
         editor_invert(editor),
-        generator_synthesize(parts.generator, editor.crop_size),
+        generator_synthesize(pipeline.generator, editor.crop_size),
         attrs,
         oracle,
         records,
@@ -149,35 +151,31 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
     return 0
 
 
-def _directions(args: argparse.Namespace, parts, attrs):
+def _directions(args: argparse.Namespace, pipeline, attrs):
     """Linear directions from --directions, --codes/--labels, or the bundle's "directions"."""
     from pathlib import Path
 
     from faceedit.editing.directions import LinearDirections
-    from faceedit.editing.pipeline import _resolve_path, read_bundle
     from faceedit.errors import FaceeditError
     from faceedit.eval.avatar_sweep import fit_linear_directions
 
-    G = parts.generator
+    G = pipeline.generator
     if args.codes or args.labels:
         if not (args.codes and args.labels):
             raise FaceeditError("--codes and --labels go together (the directions' training data)")
         directions = fit_linear_directions(
-            args.codes, args.labels, attrs, int(G.num_ws), int(G.w_dim), parts.layers
+            args.codes, args.labels, attrs, int(G.num_ws), int(G.w_dim), pipeline.layers
         )
         source = {"codes": str(args.codes), "labels": str(args.labels)}
     else:
         path = args.directions
         if path is None:
-            bundle = _resolve_path(args.model, "--model")
-            raw = read_bundle(bundle).get("directions")
-            if raw is None:
+            path = pipeline.sources.get("directions")
+            if path is None:
                 raise FaceeditError(
                     "--baseline linear needs --directions FILE, --codes and --labels, or a "
                     'bundle naming "directions"'
                 )
-            root = bundle if bundle.is_dir() else bundle.parent
-            path = root / raw
         if not Path(path).is_file():
             raise FaceeditError(f"{path}: directions file not found")
         directions = LinearDirections.load(path)

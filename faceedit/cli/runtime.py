@@ -5,21 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_path
 from faceedit.train.common import resolve_device
 
 
 def load_generator(path: str, device: str = "cpu"):
-    """Load a StyleGAN2 generator (any supported format) onto ``device``."""
-    from faceedit.checkpoints import load
-    from faceedit.nets.stylegan2 import StyleGAN2Generator
+    """Load a StyleGAN2 generator (any supported format, path or name) onto ``device``."""
+    from faceedit.checkpoints import load_generator as load_any_generator
 
-    model = load(path)
-    G = model if isinstance(model, StyleGAN2Generator) else getattr(model, "decoder", None)
-    if not isinstance(G, StyleGAN2Generator):
-        raise FaceeditError(f"{path}: holds a {type(model).__name__}, not a StyleGAN2 generator")
-    return G.to(resolve_device(device)).eval()
+    return load_any_generator(path).to(resolve_device(device)).eval()
 
 
 def save_npy(path: str, tensor: torch.Tensor) -> str:

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from faceedit.cli.common import Commands
+from faceedit.editing.methods import METHODS
 from faceedit.errors import FaceeditError
 
 
@@ -20,7 +21,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--max-upload-mb", type=float, default=10.0, help="largest photo accepted, in MB"
     )
-    p.add_argument("--method", choices=("latent", "attgan"), default="latent")
+    p.add_argument("--method", choices=list(METHODS), default="latent")
     p.add_argument(
         "--model",
         default=None,

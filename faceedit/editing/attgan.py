@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from faceedit.editing.base import CropEditor, CropEdits, Strength, per_crop, resize_crops
 from faceedit.errors import FaceeditError
 from faceedit.nets.attgan import AttGAN, AttGANGenerator, fast_generate
 
@@ -162,7 +163,20 @@ class AttGANEditResult:
 ImageLike = str | os.PathLike | np.ndarray | Image.Image | torch.Tensor
 
 
-class AttGANEditor:
+@dataclass(eq=False)
+class AttGANCode:
+    """Crops ready for AttGAN (what :meth:`AttGANEditor.invert` returns).
+
+    Attributes:
+        x: the crops ``[N, 3, S, S]`` in [-1, 1] at the model's size.
+        attrs: their current attributes ``{0, 1} [N, n_attrs]`` (the classifier head's).
+    """
+
+    x: torch.Tensor
+    attrs: torch.Tensor
+
+
+class AttGANEditor(CropEditor):
     """Edit aligned face crops with an AttGAN.
 
     Args:
@@ -171,10 +185,21 @@ class AttGANEditor:
         fast: run the generator with batch norm folded under ``inference_mode``.
         crop: ``"center"`` square crop, ``"celeba"`` (the release's 170 px crop of 178 x
             218 aligned CelebA images) or ``"none"`` (resize only).
+        domain: what its crops are: ``"avatar"`` or ``"ffhq"`` (aligned photo crops).
+
+    As a :class:`~faceedit.editing.base.CropEditor` it takes aligned crops at
+    :attr:`crop_size` (:meth:`invert`, :meth:`reconstruct`, :meth:`edit_codes`);
+    :meth:`edit`, :meth:`flip_grid` and :meth:`slide_grid` are the release's modes.
     """
 
+    method = "attgan"
+
     def __init__(
-        self, model: AttGAN | AttGANGenerator, fast: bool = True, crop: str = "center"
+        self,
+        model: AttGAN | AttGANGenerator,
+        fast: bool = True,
+        crop: str = "center",
+        domain: str = "ffhq",
     ) -> None:
         if isinstance(model, AttGAN):
             self.G, self.D = model.G.eval(), (model.D.eval() if model.D is not None else None)
@@ -186,8 +211,8 @@ class AttGANEditor:
             raise FaceeditError(f"crop {crop!r}: choose center, celeba or none")
         self.crop = crop
         self.config = self.G.config
-        self.device = next(self.G.parameters()).device
         self.names = list(self.config.attrs)
+        self.domain = domain
         self.rules = conflict_rules(self.config.conflict_rules)
         self._fast = self.G.inference_copy() if fast else None
 
@@ -195,6 +220,18 @@ class AttGANEditor:
     @property
     def size(self) -> int:
         return self.config.img_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.G.parameters()).device
+
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.names)
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.size)
 
     @property
     def cell_size(self) -> int:
@@ -325,9 +362,42 @@ class AttGANEditor:
             scores=self.scores(out),
         )
 
-    def reconstruct(self, img: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    def reconstruct_tensor(self, img: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
         """``G(img, (2a - 1) * thres_int)``: ``[N, 3, S, S]``."""
         return self.generate(img, (att * 2 - 1) * self.config.thres_int)
+
+    # ------------------------------------------------------------------ CropEditor
+    def invert(self, crops: np.ndarray, init=None, seed: int | None = None) -> AttGANCode:
+        """AttGAN has no latent code to search: the crops ``uint8 [N, S, S, 3]``
+        themselves, resized to the model, with their predicted attributes."""
+        x = self.preprocess(list(np.asarray(crops)))
+        with torch.no_grad():
+            return AttGANCode(x, self.current_attrs(x, None))
+
+    def reconstruct(self, code: AttGANCode) -> np.ndarray:
+        """The crops redrawn with their own attributes: ``uint8 [N, S, S, 3]``."""
+        with torch.no_grad():
+            out = self.reconstruct_tensor(code.x, code.attrs)
+        return resize_crops(np.stack(_to_uint8(out)), self.crop_size)
+
+    def edit_codes(self, code: AttGANCode, edits: Mapping[str, Strength]) -> CropEdits:
+        """:meth:`edit` on the code's crops; crops given different strengths (the demo
+        flips each avatar towards its own opposite) go through in one batch per distinct
+        set of strengths."""
+        n = len(code.x)
+        values = {k: per_crop(v, n) for k, v in edits.items()}
+        keys = [tuple(float(values[k][i]) for k in edits) for i in range(n)]
+        images = np.zeros((n, self.crop_size, self.crop_size, 3), dtype=np.uint8)
+        scores: dict[str, np.ndarray] = {}
+        for key in dict.fromkeys(keys):
+            idx = [i for i in range(n) if keys[i] == key]
+            res = self.edit(
+                code.x[idx], dict(zip(edits, key, strict=True)), current=code.attrs[idx]
+            )
+            images[idx] = resize_crops(res.image, self.crop_size)
+            for name, p in res.scores.items():
+                scores.setdefault(name, np.zeros(n, dtype=np.float32))[idx] = p.cpu().numpy()
+        return CropEdits(images, None, scores)
 
     def flip_all(
         self,
@@ -344,7 +414,7 @@ class AttGANEditor:
         ti = self.config.test_int if test_int is None else float(test_int)
         targets = flip_targets(att, self.names, self.config.thres_int, ti, self.rules)
         flips = torch.stack([self.generate(img, t) for t in targets])
-        return img, self.reconstruct(img, att), flips
+        return img, self.reconstruct_tensor(img, att), flips
 
     def slide(
         self,
@@ -406,6 +476,7 @@ class AttGANEditor:
 
 
 __all__ = [
+    "AttGANCode",
     "AttGANEditResult",
     "AttGANEditor",
     "AVATAR_CONFLICTS",

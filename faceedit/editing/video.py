@@ -432,12 +432,7 @@ class VideoEditor:
         key = {
             "input": _file_key(source),
             "edits": edits,
-            "method": ed.method,
-            "invert": ed.invert,
-            "steps": ed.steps,
-            "space": ed.space,
-            "lr": ed.lr,
-            "seed": ed.seed,
+            **ed.editor.settings(),
             "blend": ed.blend,
             "sigma": self.sigma,
             "side_by_side": self.side_by_side,
@@ -483,7 +478,7 @@ class VideoEditor:
             return
         size = ed.crop_size
         # optimisation starts from the previous frame's code (also after a resume)
-        chain = ed.method == "latent" and ed.invert == "optimize"
+        chain = ed.editor.chains_codes
         prev_ws = None
         bar = tqdm(
             total=n, initial=reused, desc="editing frames", unit="frame", disable=not progress
@@ -509,9 +504,8 @@ class VideoEditor:
                     image=rgb,
                     source=f"{source} frame {i}",
                 )
-                result = ed.edit_crop(
-                    crop, edits, init=prev_ws if chain else None, seed=ed.seed + i
-                )
+                seed = int(ed.editor.settings().get("seed", 0)) + i
+                result = ed.edit_crop(crop, edits, init=prev_ws if chain else None, seed=seed)
                 out = face.paste_back(result.edited_crop, blend=ed.blend)
                 ws = result.ws if chain else None
             else:

@@ -414,19 +414,21 @@ def fit_linear_directions(
     )
 
 
-def latent_methods(parts, directions=None) -> dict[str, LatentEditFn]:
-    """``{"latent transformer": ..., "linear": ...}`` edit functions for latent parts.
+def latent_methods(pipeline, directions=None) -> dict[str, LatentEditFn]:
+    """``{"latent transformer": ..., "linear": ...}`` edit functions for a
+    :class:`~faceedit.editing.latent_pipeline.LatentPipeline`'s transformers and the given
+    linear directions.
 
-    Both edit the rows ``parts.layers`` and restore the others from the input code.
+    Both edit the rows ``pipeline.layers`` and restore the others from the input code.
     """
-    from faceedit.editing.latent import LatentEditor
+    import dataclasses
 
-    editor = LatentEditor({a: parts.transformer(a) for a in parts.attributes}, layers=parts.layers)
+    editor = pipeline.with_options(edit_method="transformers").latent_method()
     methods: dict[str, LatentEditFn] = {
         TRANSFORMER: lambda ws, a, alpha: editor.edit_latents(ws, {a: alpha})
     }
     if directions is not None:
-        directions.layers = editor.layers
+        directions = dataclasses.replace(directions, layers=editor.layers)
 
         def linear(ws: torch.Tensor, a: str, alpha: torch.Tensor) -> torch.Tensor:
             return directions.edit_latents(ws, {a: alpha})
@@ -460,6 +462,4 @@ def editor_invert(editor) -> InvertFn:
     """``uint8 [N, S, S, 3] -> ws`` with a :class:`~faceedit.editing.pipeline.FaceEditor`'s
     inversion (its encoder in one batch, or optimisation projection per avatar), giving
     the codes that ``faceedit edit`` and ``faceedit eval avatars --strength`` edit."""
-    if editor.invert == "encoder":
-        return editor.encode_batch
-    return lambda images: torch.cat([editor.invert_crop(im) for im in images])
+    return getattr(editor, "editor", editor).invert

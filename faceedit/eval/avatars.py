@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -272,41 +271,30 @@ def evaluate_avatar_edits(
 
 
 def editor_functions(editor) -> tuple[EditFn, ReconstructFn]:
-    """``edit`` and ``reconstruct`` for a :class:`~faceedit.editing.pipeline.FaceEditor`."""
+    """``edit`` and ``reconstruct`` for a :class:`~faceedit.editing.pipeline.FaceEditor`
+    (or any :class:`~faceedit.editing.base.CropEditor`)."""
     import hashlib
 
-    from faceedit.data.images import tensor_to_uint8
+    from faceedit.editing.base import resize_crops
 
-    # the latent method inverts each avatar once: its reconstruction and every edit of it
-    # start from that code (an optimisation inversion costs far more than an edit)
-    last_code: dict[bytes, torch.Tensor] = {}
+    crop_editor = getattr(editor, "editor", editor)
+    # each avatar is inverted once: its reconstruction and every edit of it start from
+    # that code (an optimisation inversion costs far more than an edit)
+    last_code: dict[bytes, object] = {}
 
-    def code_of(image: np.ndarray) -> torch.Tensor:
+    def code_of(image: np.ndarray):
         key = hashlib.sha1(image.tobytes()).digest()
         if key not in last_code:
             last_code.clear()
-            last_code[key] = editor.invert_crop(image)
+            last_code[key] = crop_editor.invert(np.asarray(image)[None])
         return last_code[key]
 
     def edit(image: np.ndarray, edits: Mapping[str, float]) -> np.ndarray:
-        ws = None if editor.method == "attgan" else code_of(image)
-        return editor.edit_crop(image, dict(edits), ws=ws).edited_crop
+        out = crop_editor.edit_codes(code_of(image), dict(edits)).images
+        return resize_crops(out, image.shape[0])[0]
 
     def reconstruct(image: np.ndarray) -> np.ndarray:
-        ws = None if editor.method == "attgan" else code_of(image)
-        with torch.no_grad():
-            if editor.method == "attgan":
-                ed = editor.attgan
-                x = ed.preprocess(image)
-                out = ed.reconstruct(x, ed.current_attrs(x, None))
-            else:
-                out = editor.latent.generator.synthesis(ws, noise_mode="const")
-        rec = tensor_to_uint8(out)[0]
-        if rec.shape != image.shape:
-            rec = np.asarray(
-                Image.fromarray(rec).resize(image.shape[1::-1], Image.Resampling.LANCZOS)
-            )
-        return rec
+        return resize_crops(crop_editor.reconstruct(code_of(image)), image.shape[0])[0]
 
     return edit, reconstruct
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
@@ -162,81 +161,44 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.LANCZOS))
 
 
-def _run_latent(editor, images, records, plan, bar):
-    """Invert each avatar once (encoder, else projection), then render each planned edit
-    ``(attribute, strength)`` as one batch with a per-avatar signed strength.
+def _run(editor, images, records, plan, bar):
+    """Invert each avatar once, then render each planned edit ``(attribute, strength)``
+    as one batch, each avatar towards the opposite of its own value.
 
     Returns ``(recons, {(a, s): [uint8 [S, S, 3]] per avatar})``.
     """
-    from faceedit.data.images import tensor_to_uint8
-    from faceedit.editing.latent import LatentEditor
+    from faceedit.editing.base import resize_crops
 
-    parts = editor.latent
+    crop_editor = editor.editor
     size = images[0].shape[0]
-    # (a writable copy: torch warns on read-only arrays)
-    ws = torch.cat([editor.invert_crop(np.array(img)) for img in images])  # [N, num_ws, w_dim]
-    le = LatentEditor(
-        {a: parts.transformer(a) for a, _ in plan},
-        generator=parts.generator,
-        layers=parts.layers,
-    )
-    recons = [_resize(im, size) for im in tensor_to_uint8(le.render(ws))]
+    code = crop_editor.invert(np.stack(images))
+    recons = list(resize_crops(crop_editor.reconstruct(code), size))
     bar.update(1)
     outs = {}
     for a, s in plan:
-        signed = [s if attributes(r)[a] < 0 else -s for r in records]
-        alpha = torch.tensor(signed, dtype=ws.dtype, device=ws.device)  # [N]
-        img = le.render(le.edit_latents(ws, {a: alpha}))
-        outs[(a, s)] = [_resize(im, size) for im in tensor_to_uint8(img)]
+        signed = np.array([s if attributes(r)[a] < 0 else -s for r in records])
+        out = crop_editor.edit_codes(code, {a: signed}).images
+        outs[(a, s)] = list(resize_crops(out, size))
         bar.update(1)
     return recons, outs
 
 
-def _run_attgan(editor, images, records, plan, bar):
-    from faceedit.data.images import tensor_to_uint8
-
-    ed = editor.attgan
-    size = images[0].shape[0]
-    x = ed.preprocess(list(images))  # [N, 3, S, S]
-    with torch.no_grad():
-        att = ed.current_attrs(x, None)
-        recons = [_resize(im, size) for im in tensor_to_uint8(ed.reconstruct(x, att))]
-    bar.update(1)
-    outs = {}
-    for a, s in plan:
-        on = np.array([attributes(r)[a] < 0 for r in records])
-        out: list[np.ndarray | None] = [None] * len(records)
-        # one batch per direction: the strength given to AttGAN is signed
-        for want, signed in ((True, s), (False, -s)):
-            idx = np.flatnonzero(on == want)
-            if len(idx):
-                res = ed.edit(x[idx], {a: signed}, current=att[idx])
-                for i, im in zip(idx, res.image, strict=True):
-                    out[i] = _resize(im, size)
-        outs[(a, s)] = out
-        bar.update(1)
-    return recons, outs
-
-
-def model_files(
-    method: str, model: str | os.PathLike, editor, used: Sequence[str] = ()
-) -> dict[str, str]:
+def model_files(model: str | os.PathLike, editor, used: Sequence[str] = ()) -> dict[str, str]:
     """``{part: path}`` of what ``model`` loads (a bundle's parts, or the model itself);
     of the latent transformers, those of the ``used`` attributes."""
-    from faceedit.editing.pipeline import _resolve_path, read_bundle
+    from faceedit.hub import read_bundle, resolve
 
-    path = _resolve_path(model, f"--{method}")
+    path = resolve(model, "--model")
     spec = read_bundle(path)
     if not spec:
         return {"model": str(path)}
     files = {"bundle": str(path / "bundle.json")}
-    for key in ("model", "generator", "encoder", "classifier"):
+    for key in ("model", "generator", "encoder", "classifier", "directions"):
         if isinstance(spec.get(key), str):
             files[key] = spec[key]
-    if method == "latent":
-        for a, p in editor.latent.transformer_paths.items():
-            if a in used:
-                files[f"transformer {a}"] = str(p)
+    for a, p in getattr(editor.editor, "transformer_paths", {}).items():
+        if a in used:
+            files[f"transformer {a}"] = str(p)
     return files
 
 
@@ -274,16 +236,15 @@ def run_demo(
         for method, editor in editors.items():
             plan = [(a, s) for a in per[method] for s in strengths]
             images = [render_record(r, editor.crop_size) for r in records]
-            runner = _run_latent if method == "latent" else _run_attgan
-            recons, outs = runner(editor, images, records, plan, bar)
+            recons, outs = _run(editor, images, records, plan, bar)
             run = MethodRun(
                 method,
                 str(models[method]),
-                model_files(method, models[method], editor, per[method]),
+                model_files(models[method], editor, per[method]),
                 per[method],
                 images,
                 recons,
-                inversion=getattr(editor, "invert", "") if method == "latent" else "",
+                inversion=str(editor.editor.settings().get("invert", "")),
             )
             asked = [
                 (i, a, s, attributes(r)[a] < 0) for i, r in enumerate(records) for a, s in plan

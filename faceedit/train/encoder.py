@@ -314,20 +314,11 @@ class EncoderTrainResult:
 
 
 def load_generator(path: str | os.PathLike, device: torch.device) -> torch.nn.Module:
-    """The frozen StyleGAN2 generator to invert (an own-format dir or any loadable file)."""
-    from faceedit.checkpoints import load
-    from faceedit.errors import CheckpointError
-    from faceedit.nets.stylegan2 import StyleGAN2Generator
+    """The frozen StyleGAN2 generator to invert (any path or name
+    :func:`faceedit.checkpoints.load_generator` takes)."""
+    from faceedit.checkpoints import load_generator as load_any_generator
 
-    if not Path(path).exists():
-        raise FaceeditError(f"{path}: no such generator")
-    try:
-        G = load(path)
-    except CheckpointError as e:
-        raise FaceeditError(f"generator: {e}") from None
-    if not isinstance(G, StyleGAN2Generator):
-        raise FaceeditError(f"{path}: holds a {type(G).__name__}, not a StyleGAN2 generator")
-    return G.to(device).eval().requires_grad_(False)
+    return load_any_generator(path).to(device).eval().requires_grad_(False)
 
 
 def _load_oracle_losses(config: EncoderTrainConfig, device: torch.device):

@@ -436,43 +436,16 @@ def _finish_step(step: int, logs: dict[str, float], logger, bar) -> None:
     bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in logs.items() if k != "loss/R1"})
 
 
-def find_generator(source: str | os.PathLike, what: str = "generator") -> Path:
-    """The generator directory that ``source`` names: a generator directory (faceedit's
-    format), a run directory holding ``generator/``, or a latent bundle (a path or a
-    shipped name) whose ``bundle.json`` names its generator.
-
-    Raises:
-        FaceeditError: ``source`` is none of these (the message starts with ``what``).
-    """
-    from faceedit.editing.pipeline import read_bundle
-    from faceedit.shipped import shipped_path
-
-    path = Path(source)
-    if not path.exists() and shipped_path(str(source)) is not None:
-        path = shipped_path(str(source))
-    bundled = read_bundle(path).get("generator")
-    if bundled:
-        path = Path(bundled)
-    elif (path / "generator" / "config.json").is_file():
-        path = path / "generator"
-    if not (path / "config.json").is_file():
-        raise FaceeditError(
-            f"{what} {source}: not a generator directory, run directory or latent bundle"
-        )
-    return path
-
-
 def load_found_generator(source: str | os.PathLike, what: str = "generator") -> StyleGAN2Generator:
-    """The generator that ``source`` names (as for :func:`find_generator`), loaded.
+    """The generator that ``source`` names (:func:`faceedit.checkpoints.load_generator`:
+    a generator, a run directory, a latent bundle, by path or name).
 
     Raises:
         FaceeditError: not found or unreadable (the message starts with ``what``).
     """
-    path = find_generator(source, what)
-    try:
-        return StyleGAN2Generator.from_pretrained(path)
-    except (FaceeditError, ValueError, OSError) as e:
-        raise FaceeditError(f"{what} {source}: {e}") from None
+    from faceedit.checkpoints import load_generator
+
+    return load_generator(source, what)
 
 
 def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN2Generator:

@@ -262,7 +262,7 @@ def source(generator: Path, labeller: Path, tmp_path_factory) -> Path:
             ["--generator", "{gen}", "--labeller", "{gen}"],
             "holds StyleGAN2Generator, not an avatar oracle",
         ),
-        (["--generator", "{tmp}/none", "--labeller", "{lab}"], "not a generator directory"),
+        (["--generator", "{tmp}/none", "--labeller", "{lab}"], "none: not found"),
         (["--generator", "{gen}", "--labeller", "{tmp}/none"], "no such file or directory"),
         (["--generator", "{gen}", "--labeller", "{lab}", "--n", "0"], "--n '0'"),
         (["--generator", "{gen}", "--labeller", "{lab}", "--truncation", "2"], "truncation"),

@@ -113,7 +113,9 @@ def test_grid_has_a_tile_per_avatar_method_and_edit(demo_run, use_shipped):
         "attgan": build_editor("attgan", "avatar-attgan"),
         "latent": build_editor("latent", "avatar-latent", steps=2),
     }
-    assert editors["latent"].invert == "encoder"  # the bundle's encoder, no projection
+    assert (
+        editors["latent"].editor.settings()["invert"] == "encoder"
+    )  # the bundle's encoder, no projection
     result = run_demo(
         editors,
         {"attgan": "avatar-attgan", "latent": "avatar-latent"},

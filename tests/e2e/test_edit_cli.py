@@ -155,9 +155,10 @@ def test_individual_parts_and_aligned_input(models, tmp_path):
 
 def test_encoder_inversion_and_previous_code(models):
     """invert="encoder" uses the encoder alone; optimisation starts from a given code."""
-    from faceedit.editing.pipeline import FaceEditor, load_latent_parts
+    from faceedit.editing.latent_pipeline import LatentPipeline
+    from faceedit.editing.pipeline import FaceEditor
 
-    parts = load_latent_parts(models["latent"])
+    parts = LatentPipeline.from_pretrained(models["latent"])
     G = parts.generator
     calls = []
 
@@ -170,13 +171,13 @@ def test_encoder_inversion_and_previous_code(models):
 
     parts.encoder = Encoder()
     crop = read_image(GRACE)[100:356, 150:406]
-    fe = FaceEditor("latent", latent=parts).edit_crop(crop, {"Smiling": 1.0})
+    fe = FaceEditor(parts.with_options(invert="encoder")).edit_crop(crop, {"Smiling": 1.0})
     assert calls == [(1, 3, 256, 256)]
     assert torch.equal(fe.ws, G.w_avg.expand(1, G.num_ws, G.w_dim))
     assert not torch.equal(fe.edited_ws, fe.ws)
     assert set(fe.scores) == set(ATTRS)
     # optimisation from a start code: with lr tiny the code stays there
-    opt = FaceEditor("latent", latent=parts, invert="optimize", steps=2, lr=1e-8)
+    opt = FaceEditor(parts.with_options(invert="optimize", steps=2, lr=1e-8))
     start = torch.randn(1, G.num_ws, G.w_dim)
     assert torch.allclose(opt.invert_crop(crop, init=start), start, atol=1e-5)
 
@@ -329,8 +330,8 @@ def test_psp_file_gives_encoder_and_generator(models, tmp_path, monkeypatch):
 
     monkeypatch.setattr(faceedit.checkpoints, "load", load)
     editor = build_editor("latent", psp, transformers=models["latent"] / "transformers")
-    assert editor.invert == "encoder"
-    assert editor.latent.generator is G
-    assert isinstance(editor.latent.encoder, Encoder)
+    assert editor.editor.settings()["invert"] == "encoder"
+    assert editor.editor.generator is G
+    assert isinstance(editor.editor.encoder, Encoder)
     result = editor.edit_photo(str(GRACE), {"Eyeglasses": 1.0})
     assert torch.equal(result.faces[0].ws, G.w_avg.expand(1, G.num_ws, G.w_dim))

@@ -210,7 +210,7 @@ def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
     assert not (tmp_path / "half").exists()
     wrong = [*args[:-3], str(trained / "encoder"), "--labeller", str(tmp_path / "reader")]
     assert main([*wrong, "-o", str(tmp_path / "wrong"), "--no-progress"]) == 2
-    assert "holds architecture 'latent_encoder'" in capsys.readouterr().err
+    assert "holds a LatentEncoder, not a StyleGAN2 generator" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
 
 
@@ -283,7 +283,7 @@ def test_the_config_checks_the_identity_weight() -> None:
 @pytest.mark.parametrize(
     ("which", "extra", "message"),
     [
-        ("train", ["--generator", "{tmp}/missing"], "missing: no such generator"),
+        ("train", ["--generator", "{tmp}/missing"], "missing: not found"),
         ("train", ["--generator", "{enc}"], "holds a LatentEncoder, not a StyleGAN2 generator"),
         ("train", ["--data", "{tmp}"], "no images/ directory"),
         ("train", ["--steps", "0"], "--steps '0': must be at least 1"),

@@ -367,7 +367,8 @@ def test_init_from_refuses_other_architectures_and_missing_models(toy_data, tmp_
 
 
 def test_a_run_edits_while_it_trains_and_after(toy_data, tmp_path) -> None:
-    from faceedit.editing.pipeline import EditError, load_attgan
+    from faceedit.editing.methods import attgan_editor as load_attgan
+    from faceedit.errors import EditError
 
     cfg = tiny_cfg(toy_data, tmp_path / "run", max_steps=4)
     train_attgan(cfg, stop_after=2)  # only checkpoint.pt so far

@@ -352,5 +352,6 @@ def test_the_sweep_edits_the_codes_the_editor_gives_each_avatar():
     images = np.stack([render_record(r, 64) for r in held_out_records(5, seed=7)])
     batched = editor_invert(editor)(images)
     one_by_one = torch.cat([editor.invert_crop(im) for im in images])
-    assert batched.shape == (5, editor.latent.generator.num_ws, editor.latent.generator.w_dim)
+    G = editor.editor.generator
+    assert batched.shape == (5, G.num_ws, G.w_dim)
     torch.testing.assert_close(batched, one_by_one, atol=1e-4, rtol=0)

@@ -65,7 +65,8 @@ def test_own_format_round_trip_through_faceedit_load(tmp_path) -> None:
 
 
 def test_face_editor_encodes_at_the_encoders_resolution() -> None:
-    from faceedit.editing.pipeline import FaceEditor, LatentParts
+    from faceedit.editing.latent_pipeline import Inversion, LatentPipeline
+    from faceedit.editing.pipeline import FaceEditor
     from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
     G = StyleGAN2Generator(
@@ -77,7 +78,7 @@ def test_face_editor_encodes_at_the_encoders_resolution() -> None:
     E = _encoder(res=32, num_ws=G.num_ws)
     seen = []
     E.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
-    editor = FaceEditor("latent", latent=LatentParts(G, {}, E), invert="encoder")
+    editor = FaceEditor(LatentPipeline(G, {}, E, inversion=Inversion(invert="encoder")))
     crop = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     ws = editor.invert_crop(crop)
     assert ws.shape == (1, G.num_ws, 16)

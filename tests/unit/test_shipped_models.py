@@ -101,8 +101,8 @@ def test_latent_eval_by_optimisation_inverts_each_avatar_once():
 
     editor = build_editor("latent", "avatar-latent", invert="optimize", steps=3)
     calls = []
-    invert = editor.invert_crop
-    editor.invert_crop = lambda crop, **kw: calls.append(1) or invert(crop, **kw)
+    invert = editor.editor.invert
+    editor.editor.invert = lambda crops, **kw: calls.append(1) or invert(crops, **kw)
     edit, reconstruct = editor_functions(editor)
     attrs = ["Blond_Hair", "Eyeglasses", "Pale_Skin"]
     report = evaluate_avatar_edits(
