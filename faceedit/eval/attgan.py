@@ -134,6 +134,7 @@ def evaluate_attgan(
     else:
         clf, clf_name = classifier_from(classifier, names), "given classifier"
     G = model.G.eval()
+    device = next(G.parameters()).device  # the data follows the model
     fast = G.inference_copy()
     cfg = G.config
     ti = cfg.test_int if test_int is None else test_int
@@ -145,8 +146,8 @@ def evaluate_attgan(
     psnrs, ssims = [], []
     for start in tqdm(range(0, n_total, batch_size), desc="eval attgan", disable=not progress):
         items = [dataset[i] for i in range(start, min(start + batch_size, n_total))]
-        img = torch.stack([x for x, _ in items])
-        att = torch.stack([a for _, a in items]).float()
+        img = torch.stack([x for x, _ in items]).to(device)
+        att = torch.stack([a for _, a in items]).float().to(device)
         if att.shape[1] != len(names):
             raise FaceeditError(
                 f"the dataset has {att.shape[1]} attributes, the model {len(names)}"
@@ -158,7 +159,7 @@ def evaluate_attgan(
         for i, target in enumerate(flip_targets(att, names, cfg.thres_int, ti, rules)):
             edited = fast_generate(fast, img, target)
             pred = (clf(edited)[:, i] > 0).float()
-            correct[i] += (pred == 1 - att[:, i]).sum()
+            correct[i] += (pred == 1 - att[:, i]).sum().cpu()
     acc = {n: float(correct[i] / n_total) for i, n in enumerate(names)}
     return AttGANEvalReport(
         attrs=names,
