@@ -72,6 +72,7 @@ def register(commands: Commands) -> None:
     add_device(p)
     add_quiet(p)
 
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -125,8 +126,7 @@ def _eval(args: argparse.Namespace) -> int:
     missing = [n for n in ("data", "data_path", "attr_path") if n not in fields]
     if missing:
         raise FaceeditError(
-            "eval attgan: name the test data with --config or "
-            "--data-layout/--data-path/--attr-path"
+            "eval attgan: name the test data with --config or --data-layout/--data-path/--attr-path"
         )
     ds = AttributeImages(
         kind=fields["data"],

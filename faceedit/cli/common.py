@@ -279,8 +279,8 @@ def parse_strengths(text: str, flag: str = "--strengths") -> list[float]:
 
 
 def parse_range(text: str, flag: str) -> tuple[float, float]:
-    """``"LO,HI"`` -> ``(LO, HI)`` with ``LO <= HI``: what ``--strength-range`` means."""
+    """``"LO,HI"`` -> ``(LO, HI)``: what ``--strength-range`` means on every verb."""
     values = parse_strengths(text, flag)
-    if len(values) != 2 or values[0] > values[1]:
-        raise FaceeditError(f"{flag} {text!r}: expected LO,HI with LO <= HI, e.g. -1.5,1.5")
+    if len(values) != 2:
+        raise FaceeditError(f"{flag} {text!r}: expected LO,HI, e.g. 0.5,1.5")
     return values[0], values[1]

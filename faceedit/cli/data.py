@@ -106,7 +106,13 @@ def run_avatars(args: argparse.Namespace) -> int:
     split = _split(args.split)
     start = time.perf_counter()
     ds = write_dataset(
-        args.output, n=n, size=size, seed=seed, workers=workers, split=split, progress=not args.quiet
+        args.output,
+        n=n,
+        size=size,
+        seed=seed,
+        workers=workers,
+        split=split,
+        progress=not args.quiet,
     )
     took = time.perf_counter() - start
     counts = ", ".join(f"{k} {v}" for k, v in ds.split_counts.items())

@@ -337,7 +337,9 @@ def _run_photos(args: argparse.Namespace) -> int:
 
     failed = 0
     bar = tqdm(
-        list(zip(files, outputs, strict=True)), desc="editing", unit="photo",
+        list(zip(files, outputs, strict=True)),
+        desc="editing",
+        unit="photo",
         disable=len(files) < 2 or args.quiet,
     )
     for src, dst in bar:

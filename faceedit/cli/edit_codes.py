@@ -112,7 +112,7 @@ def run_edit_codes(args: argparse.Namespace) -> int:
         strengths=strengths,
         max_codes=args.max_codes,
         device=args.device,
-        generator_flag="--generator" if args.generator else "--model",
+        generator_flag="--model" if args.model else "--generator",
     )
 
 
@@ -182,9 +182,7 @@ def edit_codes(
     ws = ws[:max_codes]
     strip = editor.strip(ws, edits, strengths).cpu()  # [N, T, 3, H, W]
     cells = [[tensor_to_uint8(img) for img in row] for row in strip]
-    col_labels = [
-        "\n".join(f"{a[:10]} {t * s:+.2f}" for a, s in edits.items()) for t in strengths
-    ]
+    col_labels = ["\n".join(f"{a[:10]} {t * s:+.2f}" for a, s in edits.items()) for t in strengths]
     grid = image_grid(cells, row_labels=[f"#{i}" for i in range(len(cells))], col_labels=col_labels)
     with atomic_path(out) as tmp:
         Image.fromarray(grid).save(tmp)

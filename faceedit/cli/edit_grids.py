@@ -86,9 +86,7 @@ def run_edit_grid(args: argparse.Namespace) -> int:
     edits = parse_attr_strengths(args.attr) if args.attr else {}
     if args.mode in ("slide", "style") and len(edits) != 1:
         raise FaceeditError(f"--mode {args.mode}: give exactly one --attr NAME")
-    if args.mode != "slide" and (
-        args.strength_range is not None or args.num_strengths is not None
-    ):
+    if args.mode != "slide" and (args.strength_range is not None or args.num_strengths is not None):
         raise FaceeditError(
             f"--mode {args.mode}: --strength-range/--num-strengths sweep in --mode slide"
         )
@@ -98,9 +96,7 @@ def run_edit_grid(args: argparse.Namespace) -> int:
             "--num-strengths N)"
         )
     low, high = (
-        parse_range(args.strength_range, "--strength-range")
-        if args.strength_range
-        else SLIDE_RANGE
+        parse_range(args.strength_range, "--strength-range") if args.strength_range else SLIDE_RANGE
     )
     count = SLIDE_COUNT if args.num_strengths is None else args.num_strengths
     if args.mode == "slide" and count < 2:

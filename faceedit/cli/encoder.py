@@ -309,8 +309,8 @@ def _run_label_edits(args: argparse.Namespace) -> int:
     if missing:
         raise FaceeditError(f"labelling latent edits also needs {', '.join(missing)}")
     low, high = parse_range(args.strength_range, "--strength-range")
-    if low <= 0:
-        raise FaceeditError(f"--strength-range {args.strength_range!r}: strengths must be positive")
+    for value in (low, high):  # positive, as before; their order is the labeller's check
+        parse_float(str(value), "--strength-range")
     result = label_latent_edits(
         args.transformers,
         args.codes,

@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
     from faceedit.nets.oracle import load_avatar_oracle
-
     from faceedit.train.common import resolve_device
 
     oracle = load_avatar_oracle(args.oracle)

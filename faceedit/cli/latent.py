@@ -401,7 +401,6 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
         split_indices,
     )
     from faceedit.eval.latent import default_strengths, evaluate_editing, summarise, write_results
-
     from faceedit.train.common import resolve_device
 
     out = _output_dir(args.output)

@@ -26,6 +26,7 @@ from torch import nn
 
 from faceedit.errors import FaceeditError
 from faceedit.eval.metrics import psnr, ssim
+from faceedit.units import DECIBEL, FRACTION, UNITLESS, with_units
 
 
 @dataclass
@@ -184,7 +185,10 @@ def write_report(report: AttGANEvalReport, out_dir: str | os.PathLike) -> dict[s
         "table": out / "attgan_eval.md",
         "chart": out / "attgan_eval.png",
     }
-    atomic_write_text(paths["json"], json.dumps(asdict(report), indent=2) + "\n")
+    on_disk = with_units(
+        asdict(report), accuracy=FRACTION, mean_accuracy=FRACTION, psnr=DECIBEL, ssim=UNITLESS
+    )
+    atomic_write_text(paths["json"], json.dumps(on_disk, indent=2) + "\n")
     atomic_write_text(paths["table"], report.table())
     with saved_figure(
         paths["chart"], figsize=(max(5, 0.6 * len(report.attrs) + 2), 4), dpi=100

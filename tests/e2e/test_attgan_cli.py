@@ -59,7 +59,7 @@ def _cfg(root: Path, **kw) -> Path:
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("attgan_cli")
     cfg = _cfg(root, style_dim=1)
-    assert main(["train", "attgan", "--config", str(cfg), "--no-progress"]) == 0
+    assert main(["train", "attgan", "--config", str(cfg), "-q"]) == 0
     return root, cfg
 
 
@@ -79,12 +79,16 @@ def test_train_writes_a_loadable_model_and_resumes(trained) -> None:
                 "--resume",
                 "--max-steps",
                 "8",
-                "--no-progress",
+                "-q",
             ]
         )
         == 0
     )
     assert torch.load(run / "checkpoint.pt")["step"] == 8
+
+
+EDIT = ["edit", "--method", "attgan"]
+GRID = [*EDIT, "--mode", "grid"]
 
 
 def _faces(root: Path, n: int = 2) -> list[str]:
@@ -107,13 +111,30 @@ def test_edit_modes_write_grids(trained, tmp_path) -> None:
     model = str(root / "run")
     outs = {}
     for name, extra in {
-        "flip": ["--flip-all"],
-        "slide": ["--slide", "Eyeglasses", "--min", "-1", "--max", "1", "--steps", "4"],
-        "attr": ["--attr", "Eyeglasses=1", "--attr", "Bangs=-0.5", "--current", "Bangs=1"],
-        "style": ["--style", "Eyeglasses", "--n-styles", "3"],
+        "flip": ["--mode", "grid"],
+        "slide": [
+            "--mode",
+            "slide",
+            "--attr",
+            "Eyeglasses",
+            "--strength-range=-1,1",
+            "--num-strengths",
+            "4",
+        ],  # fmt: skip
+        "attr": [
+            "--mode",
+            "grid",
+            "--attr",
+            "Eyeglasses=1",
+            "--attr",
+            "Bangs=-0.5",
+            "--current",
+            "Bangs=1",
+        ],  # fmt: skip
+        "style": ["--mode", "style", "--attr", "Eyeglasses", "--num-styles", "3"],
     }.items():
         out = tmp_path / f"{name}.png"
-        assert main(["attgan-edit", *faces, "--model", model, *extra, "-o", str(out)]) == 0
+        assert main([*EDIT, *faces, "--model", model, *extra, "-o", str(out)]) == 0
         outs[name] = _png(out)
     # grids of 2 rows, 96-px cells; columns: input+recon+3 flips, input+4 steps,
     # input+edited, input+3 styles
@@ -127,16 +148,10 @@ def test_edit_errors_are_one_line(trained, tmp_path, capsys) -> None:
     faces = _faces(tmp_path, 1)
     out = str(tmp_path / "x.png")
     assert (
-        main(
-            ["attgan-edit", *faces, "--model", str(root / "run"), "--attr", "Smiling=1", "-o", out]
-        )
-        == 2
+        main([*GRID, *faces, "--model", str(root / "run"), "--attr", "Smiling=1", "-o", out]) == 2
     )
     assert "Smiling" in capsys.readouterr().err
-    assert (
-        main(["attgan-edit", str(tmp_path / "nope.jpg"), "--model", str(root / "run"), "-o", out])
-        == 2
-    )
+    assert main([*GRID, str(tmp_path / "nope.jpg"), "--model", str(root / "run"), "-o", out]) == 2
     assert "nope.jpg" in capsys.readouterr().err
     assert not Path(out).exists()
 
@@ -223,7 +238,7 @@ def test_release_checkpoint_through_the_cli(trained, tmp_path) -> None:
     save_release_checkpoint(model, exp / "checkpoint" / "weights.2.pth")
     out = tmp_path / "r.png"
     faces = _faces(tmp_path, 1)
-    assert main(["attgan-edit", *faces, "--model", str(exp), "-o", str(out)]) == 0
+    assert main([*GRID, *faces, "--model", str(exp), "-o", str(out)]) == 0
     assert out.is_file()
 
 
@@ -244,7 +259,7 @@ def test_torchrun_two_processes_gloo(tmp_path) -> None:
             "attgan",
             "--config",
             str(cfg),
-            "--no-progress",
+            "-q",
         ],
         cwd=REPO,
         env=env,
