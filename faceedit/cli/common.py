@@ -42,7 +42,7 @@ class Commands:
             **kwargs,
         )
         if deprecated:
-            old = f"faceedit {group + ' ' if group else ''}{name}"
+            old = f"{group} {name}" if group else name
             run = _noticed(run, old, deprecated)
         parser.set_defaults(run=run)
         return parser
@@ -272,9 +272,9 @@ def parse_strengths(text: str, flag: str = "--strengths") -> list[float]:
     try:
         values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise FaceeditError(f"{flag} {text!r}: give comma-separated numbers, e.g. 0.5,1") from None
+        raise FaceeditError(f"{flag} {text!r}: not comma-separated numbers (e.g. 0.5,1)") from None
     if not values or any(math.isinf(v) or math.isnan(v) for v in values):
-        raise FaceeditError(f"{flag} {text!r}: give comma-separated finite numbers, e.g. 0.5,1")
+        raise FaceeditError(f"{flag} {text!r}: not comma-separated finite numbers (e.g. 0.5,1)")
     return values
 
 

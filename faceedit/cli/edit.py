@@ -88,7 +88,8 @@ def add_sweep_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--strength-range",
         metavar="LO,HI",
-        help="sweep from LO to HI (W+ codes strip: -1.5,1.5; --mode slide: -1,1)",
+        help="sweep from LO to HI (W+ codes strip: -1.5,1.5; --mode slide: -1,1); a "
+        "negative LO needs the = form: --strength-range=-1,1",
     )
     g.add_argument(
         "--num-strengths",

@@ -143,6 +143,58 @@ def test_edit_modes_write_grids(trained, tmp_path) -> None:
     assert widths["flip"] >= 5 * 96 and outs["flip"].shape[0] > 2 * 96
 
 
+def test_edit_modes_match_the_deprecated_attgan_edit(trained, tmp_path, capsys) -> None:
+    """Every ``attgan-edit`` mode and ``edit --method attgan --mode ...`` write the same grid."""
+    root, _ = trained
+    faces = _faces(tmp_path)
+    model = ["--model", str(root / "run")]
+    pairs = {
+        "flip": (["--flip-all", "--test-int", "0.8"], ["--mode", "grid", "--test-int", "0.8"]),
+        "slide": (
+            ["--slide", "Eyeglasses", "--min", "-0.5", "--max", "1", "--steps", "3"],
+            [
+                "--mode",
+                "slide",
+                "--attr",
+                "Eyeglasses",
+                "--strength-range=-0.5,1",
+                "--num-strengths",
+                "3",
+            ],
+        ),  # fmt: skip
+        "attr": (
+            ["--attr", "Eyeglasses=1", "--current", "Bangs=1"],
+            ["--mode", "grid", "--attr", "Eyeglasses=1", "--current", "Bangs=1"],
+        ),
+        "style": (
+            ["--style", "Eyeglasses", "--n-styles", "2", "--seed", "3"],
+            ["--mode", "style", "--attr", "Eyeglasses", "--num-styles", "2", "--seed", "3"],
+        ),
+    }
+    for name, (old_args, new_args) in pairs.items():
+        old, new = tmp_path / f"old_{name}.png", tmp_path / f"new_{name}.png"
+        assert main(["attgan-edit", *faces, *model, *old_args, "-o", str(old)]) == 0
+        err = capsys.readouterr().err
+        assert "faceedit: attgan-edit is deprecated, use faceedit edit --method attgan" in err
+        assert main([*EDIT, *faces, *model, *new_args, "-o", str(new)]) == 0
+        assert "deprecated" not in capsys.readouterr().err
+        assert np.array_equal(_png(old), _png(new)), name
+
+
+def test_edit_mode_needs_attgan_and_one_attribute(trained, tmp_path, capsys) -> None:
+    root, _ = trained
+    faces = _faces(tmp_path, 1)
+    out = tmp_path / "x.png"
+    model = ["--model", str(root / "run")]
+    assert main(["edit", *faces, *model, "--mode", "grid", "-o", str(out)]) == 2
+    assert "--method attgan" in capsys.readouterr().err
+    assert main([*EDIT, *faces, *model, "--mode", "slide", "-o", str(out)]) == 2
+    assert "exactly one --attr" in capsys.readouterr().err
+    assert main([*GRID, *faces, *model, "--compare", "-o", str(out)]) == 2
+    assert "--compare" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_edit_errors_are_one_line(trained, tmp_path, capsys) -> None:
     root, _ = trained
     faces = _faces(tmp_path, 1)

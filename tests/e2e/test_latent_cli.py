@@ -139,7 +139,7 @@ def test_clear_errors(work, tmp_path, capsys) -> None:
          str(work / "clf" / "classifier"), "--attrs", "Smiling", "-o", str(tmp_path / "e"),
          "--identity", str(work / "G")]
     )  # fmt: skip
-    assert code == 2 and "--identity needs --model" in capsys.readouterr().err
+    assert code == 2 and "--identity needs --generator" in capsys.readouterr().err
 
 
 def test_torchrun_two_gloo_processes(work, tmp_path) -> None:
@@ -209,3 +209,53 @@ def test_edit_latent_reads_the_original_logs_layout(work, tmp_path, monkeypatch)
     assert main(["edit-latent", str(work / "codes.npy"), "--attr", "Smiling=0.7", "-o", "b.npy",
                  "--transformers", str(work / "tn")]) == 0  # fmt: skip
     assert np.array_equal(np.load("a.npy"), np.load("b.npy"))
+
+
+def test_edit_codes_matches_the_deprecated_edit_latent(work, tmp_path, capsys) -> None:
+    """``edit CODES.npy`` writes what ``edit-latent`` wrote; the old verb says it is old."""
+    codes = str(work / "codes.npy")
+    common = [
+        "--attr",
+        "Smiling=1",
+        "--attr",
+        "Eyeglasses=-0.5",
+        "--transformers",
+        str(work / "tn"),
+    ]
+    old, new = tmp_path / "old.npy", tmp_path / "new.npy"
+    assert main(["edit-latent", codes, *common, "--layers", "0-2", "-o", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert "faceedit: edit-latent is deprecated, use faceedit edit CODES.npy" in err
+    assert main(["edit", codes, *common, "--layers", "0-2", "-o", str(new)]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert np.array_equal(np.load(old), np.load(new))
+    assert not np.array_equal(np.load(new), np.load(codes))
+    old, new = tmp_path / "old.png", tmp_path / "new.png"
+    assert main(["edit-latent", codes, *common, "--model", str(work / "G"), "--steps", "3",
+                 "--range", "1", "--max-codes", "2", "-o", str(old)]) == 0  # fmt: skip
+    assert main(["edit", codes, *common, "--generator", str(work / "G"), "--num-strengths", "3",
+                 "--strength-range=-1,1", "--max-codes", "2", "-o", str(new)]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(new)))
+    # the same strip from an explicit list of strengths
+    listed = tmp_path / "listed.png"
+    assert main(["edit", codes, *common, "--generator", str(work / "G"), "--strengths=-1,0,1",
+                 "--max-codes", "2", "-o", str(listed)]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(listed)))
+
+
+def test_edit_codes_refuses_photo_options(work, tmp_path, capsys) -> None:
+    out = tmp_path / "x.npy"
+    args = [
+        "edit",
+        str(work / "codes.npy"),
+        "--attr",
+        "Smiling=1",
+        "--transformers",
+        str(work / "tn"),
+    ]
+    assert main([*args, "--compare", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--compare" in err
+    assert main([*args, "--method", "attgan", "-o", str(out)]) == 2
+    assert "--method latent" in capsys.readouterr().err
+    assert not out.exists()
