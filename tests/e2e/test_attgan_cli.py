@@ -16,6 +16,7 @@ from PIL import Image
 
 from faceedit.cli import main
 from faceedit.data.celeba import TOY_ATTRS, toy_faces, write_custom_dataset
+from tests.helpers.units import assert_units
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -231,6 +232,7 @@ def test_eval_writes_table_and_chart(trained, tmp_path) -> None:
         == 0
     )
     report = json.loads((out / "attgan_eval.json").read_text())
+    assert_units(report, "accuracy", "mean_accuracy")
     assert set(report["accuracy"]) == set(TOY_ATTRS) and report["n_images"] == 8
     assert 0 <= report["mean_accuracy"] <= 1 and report["psnr"] > 0
     assert "| Eyeglasses |" in (out / "attgan_eval.md").read_text()

@@ -24,6 +24,7 @@ from faceedit.data.latents import read_labels
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
 from faceedit.train.oracle import images_to_tensor
 from tests.helpers.tiny_generator import tiny_generator
+from tests.helpers.units import assert_units
 
 ATTRS = ("Smiling", "Eyeglasses", "Bald")
 
@@ -78,6 +79,7 @@ def test_labels_are_the_readers_verdict_on_each_codes_image(
     assert 0 < labels.sum() < labels.size  # the reader said both
 
     meta = json.loads((out / "samples.json").read_text())
+    assert_units(meta, "on_rate")
     assert meta["n"] == 40 and meta["seed"] == 5
     for k, name in enumerate(ATTRS):
         assert meta["on_rate"][name] == pytest.approx(labels[:, k].mean(), abs=1e-4)
@@ -228,6 +230,7 @@ def test_edits_are_the_transformers_outputs_labelled_by_the_reader(
     np.testing.assert_array_equal(labels, (verdict.numpy() > 0).astype(labels.dtype))
 
     meta = json.loads((out / "edits.json").read_text())
+    assert_units(meta, "landed", "on_rate")
     for k, name in enumerate(ATTRS[:2]):
         mine = [i for i, r in enumerate(rows) if r.endswith("_" + name)]
         want = [src_labels[int(rows[i].split("_")[1]), k] <= 0 for i in mine]

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from faceedit.cli import main
+from tests.helpers.units import assert_units
 
 REPO = Path(__file__).resolve().parents[2]
 N, L, C = 600, 6, 16  # L=6 rows: a 16 px StyleGAN2
@@ -110,6 +111,7 @@ def test_eval_latent_writes_results_with_baseline(work, capsys) -> None:
                  "--attrs", "Smiling,Eyeglasses", "-o", str(out), "--num-strengths", "3",
                  "--orthogonal-to", "Male"]) == 0  # fmt: skip
     data = json.loads((out / "results.json").read_text())
+    assert_units(data, "target_change", "preservation")
     methods = {r["method"] for r in data["rows"]}
     assert methods == {"latent transformer", "linear (InterFaceGAN)"}
     assert len(data["rows"]) == 2 * 2 * 3

@@ -16,6 +16,7 @@ from faceedit.cli import main
 from faceedit.data import avatars as A
 from faceedit.nets.latent_encoder import LatentEncoder
 from tests.helpers.tiny_generator import tiny_generator
+from tests.helpers.units import assert_units
 
 # a tiny encoder for a tiny generator at 16 px
 TINY = ["--steps", "24", "--batch-size", "4", "--eval-every", "12", "-q"]
@@ -68,6 +69,7 @@ def test_training_lowers_the_loss_and_writes_encoder_metrics_and_grids(
     assert (E.num_ws, E.w_dim, E.img_resolution) == (G.num_ws, G.w_dim, G.img_resolution)
     assert torch.equal(E.w_avg, G.w_avg)  # the generator's average latent came along
     metrics = json.loads((enc / "metrics.json").read_text())
+    assert metrics["units"]["psnr"] == "dB"
     header = json.loads((enc / "config.json").read_text())
     assert metrics["steps"] == header["metadata"]["steps"] == 24
     assert metrics["psnr"] == pytest.approx(header["metadata"]["psnr"])
@@ -190,6 +192,7 @@ def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
     ds = load_latent_dataset(out / "codes.npy", out / "list_attr_celeba.txt")
     assert ds.attr_names == ("Smiling", "Bald")  # the reader's attributes, not the dataset's
     meta = json.loads((out / "labels.json").read_text())
+    assert_units(meta, "on_rate")
     assert meta["n"] == 32 and meta["labeller"] == str(tmp_path / "reader")
     assert meta["on_rate"] == pytest.approx(
         {a: round(float(r), 4) for a, r in zip(ds.attr_names, ds.labels.mean(0), strict=True)}
