@@ -277,6 +277,11 @@ _SWEEP_ONLY = (
     ("--strength-range", "strength_range"),
     ("--num-strengths", "num_strengths"),
 )
+_LATENT_PARTS = (
+    ("--generator", "generator"),
+    ("--transformers", "transformers"),
+    ("--classifier", "classifier"),
+)
 _GRID_ONLY = (
     ("--setting", "setting"),
     ("--current", "current"),
@@ -295,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
             raise FaceeditError(f"--mode {args.mode}: AttGAN grids need --method attgan")
         if codes:
             raise FaceeditError(f"--mode {args.mode}: takes aligned face images, not W+ codes")
-        _refuse(args, f"--mode {args.mode}", _PHOTO_ONLY)
+        _refuse(args, f"--mode {args.mode}", _PHOTO_ONLY + _LATENT_PARTS)
         from faceedit.cli.edit_grids import run_edit_grid
 
         return run_edit_grid(args)
@@ -304,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
             raise FaceeditError("W+ codes: give one codes .npy (and no photos) per call")
         if args.method != "latent":
             raise FaceeditError(f"{codes[0]}: W+ codes are edited with --method latent")
-        _refuse(args, "W+ codes", _PHOTO_ONLY + _GRID_ONLY)
+        _refuse(args, "W+ codes", _PHOTO_ONLY + _GRID_ONLY + _LATENT_PARTS[2:])
         from faceedit.cli.edit_codes import run_edit_codes
 
         return run_edit_codes(args)

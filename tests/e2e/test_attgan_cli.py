@@ -193,6 +193,8 @@ def test_edit_mode_needs_attgan_and_one_attribute(trained, tmp_path, capsys) -> 
     assert "exactly one --attr" in capsys.readouterr().err
     assert main([*GRID, *faces, *model, "--compare", "-o", str(out)]) == 2
     assert "--compare" in capsys.readouterr().err
+    assert main([*GRID, *faces, *model, "--transformers", "t", "-o", str(out)]) == 2
+    assert "takes no --transformers" in capsys.readouterr().err
     assert not out.exists()
 
 
