@@ -169,8 +169,15 @@ class Session:
 class Backend:
     """Models and inversions shared by every tab; all model calls hold one lock."""
 
-    def __init__(self, steps: int = 40, max_upload_mb: float = 10.0, workdir: Path | None = None):
+    def __init__(
+        self,
+        steps: int = 40,
+        max_upload_mb: float = 10.0,
+        workdir: Path | None = None,
+        device: str = "cpu",
+    ):
         self.steps = steps
+        self.device = device
         self.max_upload_bytes = int(max_upload_mb * 1024**2)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-serve-"))
         self._editors: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -195,7 +202,7 @@ class Backend:
             key = (method, path)
             if key not in self._editors:
                 self._editors[key] = build_editor(
-                    method, path, invert="auto", steps=self.steps, seed=0
+                    method, path, device=self.device, invert="auto", steps=self.steps, seed=0
                 )
                 while len(self._editors) > MAX_MODELS:  # bounded memory, whatever users type
                     self._editors.popitem(last=False)
@@ -499,9 +506,10 @@ def serve(
     steps: int = 40,
     model: str | None = None,
     method: str = "latent",
+    device: str = "cpu",
 ) -> None:
-    """Build and run the web demo (blocks until interrupted)."""
-    backend = Backend(steps=steps, max_upload_mb=max_upload_mb)
+    """Build and run the web demo (blocks until interrupted); models run on ``device``."""
+    backend = Backend(steps=steps, max_upload_mb=max_upload_mb, device=device)
     if model:
         backend.editor(method, model)  # fail early, with a clear message, on a bad path
     app = build_app(backend, method=method, model=model)

@@ -30,20 +30,44 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.invert",
     "faceedit.cli.models",
     "faceedit.cli.edit",
+    "faceedit.cli.edit_codes",
+    "faceedit.cli.edit_grids",
     "faceedit.cli.serve",
     "faceedit.cli.video",
+]
+
+# the order of ``faceedit --help``: try it, edit, models, then make your own
+VERB_ORDER: list[str] = [
+    "demo",
+    "edit",
+    "video",
+    "serve",
+    "generate",
+    "invert",
+    "models",
+    "download",
+    "convert",
+    "data",
+    "train",
+    "eval",
+    "stats",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faceedit",
-        description="Edit facial attributes of photos and videos with GANs.",
+        description="Edit facial attributes of photos and videos with GANs (latent "
+        "transformers on StyleGAN2, and AttGAN); train and evaluate the models.",
+        epilog="Common options: -o/--output (what a command writes), --device "
+        "auto|cpu|cuda|cuda:N (where a model runs), -q/--quiet (no progress bars). "
+        "Run 'faceedit COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"faceedit {__version__}")
     commands = Commands(parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
+    commands.order(VERB_ORDER)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""AttGAN verbs: ``train attgan``, ``eval attgan`` and ``attgan-edit``.
+"""AttGAN verbs: ``train attgan`` and ``eval attgan`` (grids of edits are
+``edit --method attgan --mode ...``, :mod:`faceedit.cli.edit_grids`).
 
 Torch is imported inside the verb functions so that ``faceedit --help`` stays fast.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from faceedit.cli.common import Commands, parse_attr_strengths
+from faceedit.cli.common import Commands, add_device, add_option, add_output, add_quiet
 from faceedit.errors import FaceeditError
 
 
@@ -30,9 +31,16 @@ def register(commands: Commands) -> None:
         default=None,
         help="resume from OUT_DIR/checkpoint.pt, or from the given checkpoint",
     )
-    p.add_argument("--out-dir", default=None, help="override out_dir of the config")
+    add_output(
+        p,
+        "run directory (overrides out_dir of the config)",
+        required=False,
+        metavar="DIR",
+        deprecated=("--out-dir",),
+    )
     p.add_argument("--max-steps", type=int, default=None, help="override max_steps")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(p, default=None, help="auto, cpu, cuda or cuda:N (overrides the config's device)")
+    add_quiet(p, deprecated=("--no-progress",))
 
     p = commands.add(
         "attgan",
@@ -42,7 +50,14 @@ def register(commands: Commands) -> None:
     )
     _model_args(p)
     p.add_argument("--config", help="YAML training config whose data fields name the test set")
-    p.add_argument("--data", choices=["celeba", "celeba-hq", "custom"], help="dataset layout")
+    add_option(
+        p,
+        "--data-layout",
+        deprecated=("--data",),
+        dest="data",
+        choices=["celeba", "celeba-hq", "custom"],
+        help="dataset layout",
+    )
     p.add_argument("--data-path", help="image folder")
     p.add_argument("--attr-path", help="attribute list file")
     p.add_argument("--image-list-path", help="CelebA-HQ image_list.txt")
@@ -53,40 +68,9 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("-o", "--out", required=True, help="output folder for table and chart")
-
-    p = commands.add(
-        "attgan-edit",
-        "edit aligned face crops with an AttGAN",
-        _edit,
-        description="Edit aligned faces with an AttGAN: flip every attribute (--flip-all, "
-        "the default), slide one (--slide), set several (--attr NAME=STRENGTH ...) or show "
-        "attribute styles (--style ATTR). Writes a labelled PNG grid.",
-    )
-    p.add_argument("images", nargs="+", help="aligned face images")
-    _model_args(p)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--flip-all", action="store_true", help="flip each attribute in turn")
-    mode.add_argument("--slide", metavar="ATTR", help="sweep one attribute's strength")
-    mode.add_argument(
-        "--attr", action="append", metavar="NAME=STRENGTH", help="set attributes (repeatable)"
-    )
-    mode.add_argument("--style", metavar="ATTR", help="show styles of one attribute")
-    p.add_argument("--min", type=float, default=-1.0, help="--slide start")
-    p.add_argument("--max", type=float, default=1.0, help="--slide end")
-    p.add_argument("--steps", type=int, default=10, help="--slide steps")
-    p.add_argument("--n-styles", type=int, default=6, help="--style: number of styles")
-    p.add_argument("--seed", type=int, default=0, help="--style: controller seed")
-    p.add_argument(
-        "--current",
-        action="append",
-        metavar="NAME=0|1",
-        help="current attributes (others are predicted by the classifier head)",
-    )
-    p.add_argument("--test-int", type=float, default=None, help="--flip-all strength")
-    p.add_argument("--crop", default="center", choices=["center", "celeba", "none"])
-    p.add_argument("--plain", action="store_true", help="no batch-norm folding (slower)")
-    p.add_argument("-o", "--out", required=True, help="output PNG")
+    add_output(p, "output folder for table and chart", metavar="DIR")
+    add_device(p)
+    add_quiet(p)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -104,8 +88,10 @@ def _train(args: argparse.Namespace) -> int:
 
     from faceedit.train.attgan import load_train_config, train_attgan
 
-    cfg = load_train_config(args.config, out_dir=args.out_dir, max_steps=args.max_steps)
-    if args.no_progress:
+    cfg = load_train_config(
+        args.config, out_dir=args.output, max_steps=args.max_steps, device=args.device
+    )
+    if args.quiet:
         cfg = dataclasses.replace(cfg, progress=False)
     run = train_attgan(cfg, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":
@@ -118,6 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
     from faceedit.data.celeba import AttributeImages
     from faceedit.eval.attgan import evaluate_attgan, write_report
     from faceedit.nets.attgan import AttGAN
+    from faceedit.train.common import resolve_device
 
     model = load_trained(args.model, args.setting)
     if not isinstance(model, AttGAN):
@@ -139,7 +126,7 @@ def _eval(args: argparse.Namespace) -> int:
     missing = [n for n in ("data", "data_path", "attr_path") if n not in fields]
     if missing:
         raise FaceeditError(
-            "eval attgan: name the test data with --config or --data/--data-path/--attr-path"
+            "eval attgan: name the test data with --config or --data-layout/--data-path/--attr-path"
         )
     ds = AttributeImages(
         kind=fields["data"],
@@ -151,39 +138,16 @@ def _eval(args: argparse.Namespace) -> int:
         image_list_path=fields.get("image_list_path") if fields["data"] == "celeba-hq" else None,
     )
     clf = load_trained(args.classifier) if args.classifier else None
-    report = evaluate_attgan(model, ds, clf, batch_size=args.batch_size, max_images=args.max_images)
-    paths = write_report(report, args.out)
+    device = resolve_device(args.device)
+    report = evaluate_attgan(
+        model.to(device),
+        ds,
+        clf.to(device) if clf is not None else None,
+        batch_size=args.batch_size,
+        max_images=args.max_images,
+        progress=not args.quiet,
+    )
+    paths = write_report(report, args.output)
     print(report.table())
     print("written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
-
-
-def _edit(args: argparse.Namespace) -> int:
-    from faceedit.checkpoints.attgan import load_trained
-    from faceedit.editing.attgan import AttGANEditor
-    from faceedit.fileio import check_output_path
-    from faceedit.viz import image_grid, save_grid
-
-    check_output_path(args.out)
-    model = load_trained(args.model, args.setting)
-    editor = AttGANEditor(model, fast=not args.plain, crop=args.crop)
-    current = parse_attr_strengths(args.current) if args.current else None
-    if args.slide:
-        grid = editor.slide_grid(args.images, args.slide, args.min, args.max, args.steps, current)
-    elif args.attr:
-        strengths = parse_attr_strengths(args.attr)
-        res = editor.edit(args.images, strengths, current=current)
-        label = ", ".join(f"{k}={v:g}" for k, v in strengths.items())
-        cells = [[res.input[i], res.image[i]] for i in range(len(res.image))]
-        grid = image_grid(
-            cells, col_labels=["input", "edited"], title=label, cell_size=editor.cell_size
-        )
-    elif args.style:
-        from faceedit.editing.attgan_style import style_grid
-
-        grid = style_grid(editor, args.images, args.style, args.n_styles, args.seed, current)
-    else:
-        grid = editor.flip_grid(args.images, current, args.test_int)
-    save_grid(args.out, grid)
-    print(f"wrote {args.out}")
     return 0

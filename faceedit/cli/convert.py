@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_output
 
 
 def register(commands: Commands) -> None:
@@ -15,7 +15,7 @@ def register(commands: Commands) -> None:
         run,
     )
     p.add_argument("input", help="checkpoint file (.pt, .pth, .pkl) or model directory")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    add_output(p, "output directory", metavar="DIR")
     p.add_argument(
         "--overwrite", action="store_true", help="replace a model already in the directory"
     )

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands, parse_float, parse_int
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_option,
+    add_output,
+    add_quiet,
+    parse_float,
+    parse_int,
+)
 from faceedit.errors import FaceeditError
 
 
@@ -26,7 +34,7 @@ def register(commands: Commands) -> None:
             "params.jsonl (every rendering parameter) and dataset.json."
         ),
     )
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="new output directory")
+    add_output(p, "new output directory", metavar="DIR")
     p.add_argument("--n", default="30000", metavar="N", help="number of avatars")
     p.add_argument("--size", default="64", metavar="PX", help="image side in pixels")
     p.add_argument("--seed", default="0", metavar="SEED", help="random seed")
@@ -36,13 +44,16 @@ def register(commands: Commands) -> None:
         metavar="K",
         help="rendering processes; all available cores when not given",
     )
-    p.add_argument(
-        "--split",
+    add_option(
+        p,
+        "--split-fractions",
+        deprecated=("--split",),
+        dest="split",
         default="0.8,0.1,0.1",
         metavar="TR,VA,TE",
         help="train,val,test fractions",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p, help="no progress bar")
 
     t = commands.add(
         "oracle",
@@ -56,7 +67,7 @@ def register(commands: Commands) -> None:
         ),
     )
     t.add_argument("--data", required=True, metavar="DIR", help="dataset from 'data avatars'")
-    t.add_argument("-o", "--out", required=True, metavar="DIR", help="new model directory")
+    add_output(t, "new model directory", metavar="DIR")
     t.add_argument("--epochs", default="3", metavar="E", help="passes over the train split")
     t.add_argument("--batch-size", default="128", metavar="B", help="images per step")
     t.add_argument("--lr", default="3e-3", help="peak learning rate (one-cycle)")
@@ -66,9 +77,9 @@ def register(commands: Commands) -> None:
     t.add_argument(
         "--channels", default="32,64,128,192", metavar="C,..", help="widths of the CNN stages"
     )
-    t.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device(t)
     t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(t)
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -77,7 +88,9 @@ def _split(text: str) -> tuple[float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or any(x < 0 for x in parts) or sum(parts) <= 0:
-        raise FaceeditError(f"--split {text!r}: expected three fractions, e.g. 0.8,0.1,0.1")
+        raise FaceeditError(
+            f"--split-fractions {text!r}: expected three fractions, e.g. 0.8,0.1,0.1"
+        )
     return parts  # type: ignore[return-value]
 
 
@@ -93,7 +106,13 @@ def run_avatars(args: argparse.Namespace) -> int:
     split = _split(args.split)
     start = time.perf_counter()
     ds = write_dataset(
-        args.out, n=n, size=size, seed=seed, workers=workers, split=split, progress=not args.quiet
+        args.output,
+        n=n,
+        size=size,
+        seed=seed,
+        workers=workers,
+        split=split,
+        progress=not args.quiet,
     )
     took = time.perf_counter() - start
     counts = ", ".join(f"{k} {v}" for k, v in ds.split_counts.items())
@@ -102,6 +121,8 @@ def run_avatars(args: argparse.Namespace) -> int:
 
 
 def run_train_oracle(args: argparse.Namespace) -> int:
+    from faceedit.train.common import resolve_device
+
     try:
         channels = tuple(int(c) for c in args.channels.split(","))
         if not channels or min(channels) < 1:
@@ -119,7 +140,7 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         if args.max_train is None
         else parse_int(args.max_train, "--max-train", 1),
         "max_val": None if args.max_val is None else parse_int(args.max_val, "--max-val", 1),
-        "device": args.device,
+        "device": str(resolve_device(args.device)),
         "threads": None if args.threads is None else parse_int(args.threads, "--threads", 1),
     }
     from faceedit.data.avatars import load_arrays
@@ -132,7 +153,7 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         raise FaceeditError(f"--channels {args.channels!r}: {e}") from None
     result = train_oracle(
         args.data,
-        args.out,
+        args.output,
         OracleTrainConfig(**config_kwargs),
         model_config=model_config,
         progress=not args.quiet,

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_strengths
 
 
 def register(commands: Commands) -> None:
@@ -27,7 +27,7 @@ def register(commands: Commands) -> None:
             "report.html."
         ),
     )
-    p.add_argument("-o", "--output", default="faceedit-demo", help="output directory")
+    add_output(p, "output directory", required=False, default="faceedit-demo", metavar="DIR")
     p.add_argument("--attgan", default="avatar-attgan", help="AttGAN model (name or path)")
     p.add_argument(
         "--latent", default="avatar-latent", help="latent bundle (shipped name or directory)"
@@ -48,16 +48,8 @@ def register(commands: Commands) -> None:
         help="projection steps when the latent bundle has no encoder (each costs about "
         "0.1 s per avatar on 2 CPU cores; a bundle with an encoder needs none)",
     )
-    p.add_argument("--device", default="cpu")
-
-
-def _floats(text: str, what: str) -> list[float]:
-    from faceedit.errors import FaceeditError
-
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise FaceeditError(f"{what} {text!r}: give comma-separated numbers") from None
+    add_device(p)
+    add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from faceedit.eval.demo import run_demo, write_demo
     from faceedit.hub import resolve
     from faceedit.nets.oracle import load_avatar_oracle
+    from faceedit.train.common import resolve_device
 
     start = time.perf_counter()
     out = Path(args.output)
@@ -74,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise FaceeditError(f"{out}: parent directory {parent} does not exist")
-    strengths = _floats(args.strengths, "--strengths")
+    strengths = parse_strengths(args.strengths)
     attrs = [a.strip() for a in args.attrs.split(",") if a.strip()] if args.attrs else None
     if args.n < 1:
         raise FaceeditError(f"--n {args.n}: show at least one avatar")
@@ -82,11 +75,12 @@ def run(args: argparse.Namespace) -> int:
     models = {"attgan": args.attgan, "latent": args.latent}
     for method, name in models.items():
         resolve(name, f"--{method}")
+    device = resolve_device(args.device)
     oracle = load_avatar_oracle(args.oracle)
     editors = {
-        "attgan": build_editor("attgan", args.attgan, device=args.device),
+        "attgan": build_editor("attgan", args.attgan, device=device),
         # encoder inversion when the bundle has one, else a short projection
-        "latent": build_editor("latent", args.latent, device=args.device, steps=args.steps),
+        "latent": build_editor("latent", args.latent, device=device, steps=args.steps),
     }
     if editors["latent"].editor.settings()["invert"] != "encoder":
         print(
@@ -103,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         attrs=attrs,
         strengths=strengths,
         oracle_name=str(oracle_file),
+        progress=not args.quiet,
     )
     paths = write_demo(result, out)
     for run_ in result.runs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_output
 
 
 def register(commands: Commands) -> None:
@@ -23,7 +23,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--codes", required=True, help="W+ codes .npy [N, num_ws, w_dim]")
     p.add_argument("--labels", required=True, help="list_attr_celeba.txt or labels .npy")
     p.add_argument("--attrs", default="all", help="comma-separated attributes, or 'all'")
-    p.add_argument("-o", "--out", required=True, help="output .npz")
+    add_output(p, "output .npz")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from faceedit.eval.avatar_sweep import fit_linear_directions
     from faceedit.fileio import check_output_path
 
-    out = Path(args.out)
+    out = Path(args.output)
     if out.suffix != ".npz":
         raise FaceeditError(f"{out}: the directions file must end in .npz")
     check_output_path(out)

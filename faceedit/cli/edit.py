@@ -1,57 +1,134 @@
-"""``faceedit edit``: edit the faces of photos (detect, align, invert/encode, edit, paste back).
+"""``faceedit edit``: edit faces of photos, W+ codes, or aligned crops as AttGAN grids.
 
-A thin verb over :mod:`faceedit.editing.pipeline`; see its docstring for the bundle format.
+One verb, three inputs:
+
+- photos (the default): detect, align, invert/encode, edit, paste back; a thin verb over
+  :mod:`faceedit.editing.pipeline` (see its docstring for the bundle format);
+- W+ codes (an input ending in ``.npy``): edit the codes with latent transformers and
+  write edited codes (``-o out.npy``) or a strip of renders over strengths
+  (:mod:`faceedit.cli.edit_codes`; formerly ``faceedit edit-latent``);
+- ``--method attgan --mode grid|slide|style``: labelled grids of aligned crops
+  (:mod:`faceedit.cli.edit_grids`; formerly ``faceedit attgan-edit``).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_option,
+    add_output,
+    add_quiet,
+)
 from faceedit.editing.methods import METHODS
+
+MODES = ("grid", "slide", "style")
 
 
 def register(commands: Commands) -> None:
     p = commands.add(
         "edit",
-        "edit facial attributes of photos (latent transformers or AttGAN)",
+        "edit facial attributes of photos, W+ codes (.npy) or aligned crops (AttGAN grids)",
         run,
         description=(
             "Edit the faces of one or more photos: detect, FFHQ-align, invert into "
             "StyleGAN2's W+ (latent) or encode (AttGAN), edit, paste back. "
             "Example: faceedit edit photo.jpg --attr Smiling=1 --attr Eyeglasses=0.5 "
-            "--model BUNDLE_DIR -o out.png"
+            "--model BUNDLE_DIR -o out.png. An input ending in .npy holds W+ codes: they "
+            "are edited by --transformers and written as codes (-o out.npy) or rendered by "
+            "--generator as a strip over strengths (-o strip.png). With --method attgan "
+            "--mode grid|slide|style, aligned crops become one labelled grid."
         ),
     )
-    add_model_arguments(p)
-    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        help="output image (one input) or an existing directory (several inputs or a folder)",
+    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos, or one codes .npy")
+    add_output(
+        p,
+        "output image (one input) or an existing directory (several inputs or a folder); "
+        "W+ codes: .npy codes or a .png strip; --mode: the grid PNG",
     )
-    p.add_argument(
+    add_model_arguments(p, attr_required=False)
+    photos = p.add_argument_group("photos")
+    photos.add_argument(
         "--aligned",
         action="store_true",
         help="inputs are already aligned square face crops: no detection, no paste-back",
     )
-    p.add_argument(
+    photos.add_argument(
         "--compare", action="store_true", help="also write NAME_compare.png (before | after)"
     )
-    faces = p.add_mutually_exclusive_group()
+    faces = photos.add_mutually_exclusive_group()
     faces.add_argument(
         "--face-index", type=int, default=None, help="which face, counting from the largest (0)"
     )
     faces.add_argument("--all-faces", action="store_true", help="edit every face found")
+    add_quiet(photos, help="no progress bar over several photos")
+    add_sweep_arguments(p.add_argument_group("strength sweeps (W+ codes strip, --mode slide)"))
+    codes = p.add_argument_group("W+ codes (an input ending in .npy)")
+    codes.add_argument("--layers", default="0-10", help="edited W+ rows, e.g. 0-10, or 'all'")
+    codes.add_argument("--max-codes", type=int, default=8, help="rows of the strip")
+    grids = p.add_argument_group("AttGAN grids (--method attgan --mode ...)")
+    grids.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="grid: flip every attribute in turn (or set the --attr edits); slide: sweep "
+        "one --attr NAME; style: show styles of one --attr NAME",
+    )
+    add_grid_arguments(grids)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_sweep_arguments(g: argparse._ArgumentGroup) -> None:
+    """``--strengths LIST`` or ``--strength-range LO,HI`` with ``--num-strengths N``."""
+    g.add_argument(
+        "--strengths",
+        metavar="S,S,..",
+        help="comma-separated strengths (W+ codes strip: multiples of each --attr strength)",
+    )
+    g.add_argument(
+        "--strength-range",
+        metavar="LO,HI",
+        help="sweep from LO to HI (W+ codes strip: -1.5,1.5; --mode slide: -1,1); a "
+        "negative LO needs the = form: --strength-range=-1,1",
+    )
+    g.add_argument(
+        "--num-strengths",
+        type=int,
+        metavar="N",
+        help="strengths in the sweep (W+ codes strip: 7; --mode slide: 10)",
+    )
+
+
+def add_grid_arguments(g: argparse._ArgumentGroup) -> None:
+    """AttGAN grid options shared by ``edit --mode`` and the deprecated ``attgan-edit``."""
+    g.add_argument("--setting", help="setting.txt of a release checkpoint (if not beside it)")
+    g.add_argument(
+        "--current",
+        action="append",
+        metavar="NAME=0|1",
+        help="current attributes (others are predicted by the classifier head)",
+    )
+    add_option(
+        g,
+        "--num-styles",
+        deprecated=("--n-styles",),
+        type=int,
+        default=6,
+        metavar="N",
+        help="--mode style: number of styles",
+    )
+    g.add_argument("--test-int", type=float, default=None, help="--mode grid flip strength")
+    g.add_argument("--crop", default="center", choices=["center", "celeba", "none"])
+    g.add_argument("--plain", action="store_true", help="no batch-norm folding (slower)")
+
+
+def add_model_arguments(p: argparse.ArgumentParser, attr_required: bool = True) -> None:
     """Options shared by ``edit`` and ``video``: edits, method, model parts, inversion."""
     p.add_argument(
         "--attr",
         action="append",
-        required=True,
+        required=attr_required,
         metavar="NAME=STRENGTH",
         help="attribute and strength, e.g. Smiling=1 or Eyeglasses=-1 (repeatable)",
     )
@@ -79,8 +156,13 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--blend", choices=("feather", "seamless"), default="feather", help="paste-back blending"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the projection's exploration")
-    p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the projection's exploration (--mode style: of the styles)",
+    )
+    add_device(p)
 
 
 def build_editor(args: argparse.Namespace):
@@ -182,13 +264,77 @@ def _write(path, rgb) -> None:
         Image.fromarray(rgb).save(tmp, quality=95)
 
 
+# which photo options each other input kind refuses (flag, dest): one clear line, not a
+# silently ignored option
+_PHOTO_ONLY = (
+    ("--aligned", "aligned"),
+    ("--compare", "compare"),
+    ("--face-index", "face_index"),
+    ("--all-faces", "all_faces"),
+    ("--encoder", "encoder"),
+)
+_SWEEP_ONLY = (
+    ("--strengths", "strengths"),
+    ("--strength-range", "strength_range"),
+    ("--num-strengths", "num_strengths"),
+)
+_LATENT_PARTS = (
+    ("--generator", "generator"),
+    ("--transformers", "transformers"),
+    ("--classifier", "classifier"),
+)
+_GRID_ONLY = (
+    ("--setting", "setting"),
+    ("--current", "current"),
+    ("--test-int", "test_int"),
+    ("--plain", "plain"),
+)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Dispatch on the input kind: AttGAN grids (``--mode``), W+ codes (``.npy``) or photos."""
+    from faceedit.errors import FaceeditError
+
+    codes = [i for i in args.inputs if i.lower().endswith(".npy")]
+    if args.mode is not None:
+        if args.method != "attgan":
+            raise FaceeditError(f"--mode {args.mode}: AttGAN grids need --method attgan")
+        if codes:
+            raise FaceeditError(f"--mode {args.mode}: takes aligned face images, not W+ codes")
+        _refuse(args, f"--mode {args.mode}", _PHOTO_ONLY + _LATENT_PARTS)
+        from faceedit.cli.edit_grids import run_edit_grid
+
+        return run_edit_grid(args)
+    if codes:
+        if len(args.inputs) != 1:
+            raise FaceeditError("W+ codes: give one codes .npy (and no photos) per call")
+        if args.method != "latent":
+            raise FaceeditError(f"{codes[0]}: W+ codes are edited with --method latent")
+        _refuse(args, "W+ codes", _PHOTO_ONLY + _GRID_ONLY + _LATENT_PARTS[2:])
+        from faceedit.cli.edit_codes import run_edit_codes
+
+        return run_edit_codes(args)
+    return _run_photos(args)
+
+
+def _refuse(args: argparse.Namespace, what: str, options) -> None:
+    from faceedit.errors import FaceeditError
+
+    given = [flag for flag, dest in options if getattr(args, dest) not in (None, False)]
+    if given:
+        raise FaceeditError(f"{what}: takes no {', '.join(given)}")
+
+
+def _run_photos(args: argparse.Namespace) -> int:
     import sys
 
     from tqdm import tqdm
 
     from faceedit.errors import FaceeditError
 
+    _refuse(args, "photos", _SWEEP_ONLY + _GRID_ONLY)
+    if not args.attr:
+        raise FaceeditError("edit: give the edits, e.g. --attr Smiling=1 (repeatable)")
     if args.face_index is not None and args.face_index < 0:
         raise FaceeditError(f"--face-index {args.face_index}: must be >= 0")
     files, many = _collect_inputs(args.inputs)
@@ -198,7 +344,10 @@ def run(args: argparse.Namespace) -> int:
 
     failed = 0
     bar = tqdm(
-        list(zip(files, outputs, strict=True)), desc="editing", unit="photo", disable=len(files) < 2
+        list(zip(files, outputs, strict=True)),
+        desc="editing",
+        unit="photo",
+        disable=len(files) < 2 or args.quiet,
     )
     for src, dst in bar:
         try:

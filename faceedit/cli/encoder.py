@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands, parse_float, parse_int
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_option,
+    add_output,
+    add_quiet,
+    parse_float,
+    parse_int,
+    parse_range,
+)
 from faceedit.errors import FaceeditError
 
 
@@ -33,7 +42,7 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--generator", required=True, metavar="G", help="StyleGAN2 generator")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset ('data avatars' output)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
+    add_output(p, "run directory", metavar="OUT")
     p.add_argument("--steps", default="1000", metavar="N", help="training steps")
     p.add_argument(
         "--batch-size", default="8", metavar="B", help="generated and real images per step (each)"
@@ -66,8 +75,8 @@ def register(commands: Commands) -> None:
     p.add_argument("--head-channels", default="64", metavar="C", help="width read by the head")
     p.add_argument("--seed", default="0", help="initialisation and sampling seed")
     p.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    add_quiet(p, deprecated=("--no-progress",))
 
     d = commands.add(
         "latents",
@@ -109,8 +118,10 @@ def register(commands: Commands) -> None:
         help="latent transformers (tnet_<Name>/) whose edits to label",
     )
     d.add_argument("--codes", metavar="C", help="'data latents' output the edits start from")
-    d.add_argument(
-        "--strengths",
+    add_option(
+        d,
+        "--strength-range",
+        deprecated=("--strengths",),
         default="0.5,1.5",
         metavar="LO,HI",
         help="edit strengths, uniform in [LO, HI] (with --transformers)",
@@ -137,13 +148,13 @@ def register(commands: Commands) -> None:
         help="share of samples whose W+ rows switch to a second code at a random row "
         "(style mixing; with --generator)",
     )
-    d.add_argument("-o", "--out", required=True, metavar="OUT", help="new output directory")
+    add_output(d, "new output directory", metavar="OUT")
     d.add_argument("--batch-size", default="64", metavar="B", help="images per batch")
     d.add_argument(
         "--split", default="all", choices=("all", "train", "val", "test"), help="images to encode"
     )
-    d.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(d)
+    add_quiet(d, help="no progress bar", deprecated=("--no-progress",))
 
 
 def run_train_encoder(args: argparse.Namespace) -> int:
@@ -155,7 +166,7 @@ def run_train_encoder(args: argparse.Namespace) -> int:
     config = EncoderTrainConfig(
         generator=args.generator,
         data=args.data,
-        out=args.out,
+        out=args.output,
         steps=parse_int(args.steps, "--steps", 1),
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         lr=parse_float(args.lr, "--lr"),
@@ -177,7 +188,7 @@ def run_train_encoder(args: argparse.Namespace) -> int:
         threads=None if args.threads is None else parse_int(args.threads, "--threads", 1),
         device=args.device,
     )
-    result = train_encoder(config, progress=not args.no_progress)
+    result = train_encoder(config, progress=not args.quiet)
     m = result.metrics
     print(
         f"encoder saved to {result.encoder_dir} ({m['steps']} steps, {m['seconds']:.0f} s, "
@@ -220,11 +231,11 @@ def run_data_latents(args: argparse.Namespace) -> int:
     out, n = encode_dataset(
         args.encoder,
         args.data,
-        args.out,
+        args.output,
         split=args.split,
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         device=args.device,
-        progress=not args.no_progress,
+        progress=not args.quiet,
         generator=args.generator,
         labeller=args.labeller,
     )
@@ -249,7 +260,7 @@ def run_data_latents(args: argparse.Namespace) -> int:
 def _run_join(args: argparse.Namespace) -> int:
     from faceedit.data.latents import join_latent_sets
 
-    out, n = join_latent_sets(args.join, args.out, seed=parse_int(args.seed, "--seed", 0))
+    out, n = join_latent_sets(args.join, args.output, seed=parse_int(args.seed, "--seed", 0))
     print(f"wrote {n} W+ codes from {len(args.join)} sets to {out / 'codes.npy'}, rows shuffled")
     return 0
 
@@ -262,14 +273,14 @@ def _run_label_samples(args: argparse.Namespace) -> int:
     result = label_generator_samples(
         args.generator,
         args.labeller,
-        args.out,
+        args.output,
         n=parse_int(args.n or "30000", "--n", 1),
         seed=parse_int(args.seed, "--seed", 0),
         truncation_psi=parse_float(args.truncation, "--truncation"),
         mixing=parse_float(args.mixing, "--mixing", allow_zero=True),
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         device=args.device,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
     rates = ", ".join(
         f"{a} {r:.0%}" for a, r in zip(result.attr_names, result.on_rate, strict=True)
@@ -297,22 +308,21 @@ def _run_label_edits(args: argparse.Namespace) -> int:
     ]
     if missing:
         raise FaceeditError(f"labelling latent edits also needs {', '.join(missing)}")
-    parts = args.strengths.split(",")
-    if len(parts) != 2:
-        raise FaceeditError(f"--strengths {args.strengths!r}: expected LO,HI, e.g. 0.5,1.5")
-    low, high = (parse_float(p, "--strengths") for p in parts)
+    low, high = parse_range(args.strength_range, "--strength-range")
+    for value in (low, high):  # positive, as before; their order is the labeller's check
+        parse_float(str(value), "--strength-range")
     result = label_latent_edits(
         args.transformers,
         args.codes,
         args.generator,
         args.labeller,
-        args.out,
+        args.output,
         n=None if args.n is None else parse_int(args.n, "--n", 1),
         seed=parse_int(args.seed, "--seed", 0),
         strengths=(low, high),
         batch_size=parse_int(args.batch_size, "--batch-size", 1),
         device=args.device,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
     landed = ", ".join(
         f"{a} {r:.0%}" for a, r in zip(result.attributes, result.landed, strict=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_strengths
 from faceedit.editing.methods import METHODS
 
 
@@ -30,8 +30,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--attrs", help="comma-separated attributes (default: all the model edits)")
     p.add_argument("--invert", choices=["auto", "encoder", "optimize"], default="auto")
     p.add_argument("--steps", type=int, default=100, help="projection steps (latent, optimize)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("-o", "--out", required=True, help="output directory")
+    add_device(p)
+    add_output(p, "output directory", metavar="DIR")
+    add_quiet(p)
     g = p.add_argument_group(
         "strength sweep (latent)",
         "With --strengths or --baseline, each avatar is inverted once and edited at every "
@@ -55,10 +56,15 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
     from faceedit.nets.oracle import load_avatar_oracle
+    from faceedit.train.common import resolve_device
 
     oracle = load_avatar_oracle(args.oracle)
     editor = build_editor(
-        args.method, args.model, device=args.device, invert=args.invert, steps=args.steps
+        args.method,
+        args.model,
+        device=resolve_device(args.device),
+        invert=args.invert,
+        steps=args.steps,
     )
     known = [a for a in editor.attributes if a in oracle.config.attr_names]
     attrs = [a.strip() for a in args.attrs.split(",")] if args.attrs else known
@@ -77,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
         reconstruct=reconstruct,
         method=args.method,
         model=str(args.model),
+        progress=not args.quiet,
     )
-    paths = write_report(report, args.out)
+    paths = write_report(report, args.output)
     print(report.table(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
@@ -104,13 +111,8 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
     pipeline = editor.editor
     if not isinstance(pipeline, LatentPipeline):
         raise FaceeditError("--strengths/--baseline compare latent edits: use --method latent")
-    try:
-        strengths = [float(s) for s in (args.strengths or "0.5,1,1.5,2").split(",") if s.strip()]
-    except ValueError:
-        raise FaceeditError(
-            f"--strengths {args.strengths!r}: not comma-separated numbers"
-        ) from None
-    if not strengths or any(not math.isfinite(s) or s < 0 for s in strengths):
+    strengths = parse_strengths(args.strengths or "0.5,1,1.5,2")
+    if any(not math.isfinite(s) or s < 0 for s in strengths):
         raise FaceeditError(f"--strengths {args.strengths}: strengths must be non-negative")
     if args.strength not in strengths:
         strengths = sorted([*strengths, args.strength])
@@ -127,6 +129,7 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
         size=editor.crop_size,
         strengths=strengths,
         batch_size=args.batch_size,
+        progress=not args.quiet,
     )
     comparison = (
         compare_at_equal_target(report_rows, strength=args.strength)
@@ -145,7 +148,7 @@ def _run_sweep(args: argparse.Namespace, editor, oracle, attrs, records) -> int:
         psnr=psnr,
         baseline=baseline,
     )
-    paths = write_sweep(report, args.out)
+    paths = write_sweep(report, args.output)
     print(report.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from faceedit.cli.common import Commands, parse_seeds
+from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_seeds
 
 
 def register(commands: Commands) -> None:
@@ -30,10 +30,9 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--save-latents", action="store_true", help="save the W+ codes as .npy beside the grid"
     )
-    p.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if present)"
-    )
-    p.add_argument("-o", "--output", required=True, help="output PNG path")
+    add_device(p)
+    add_output(p, "output PNG path")
+    add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
         raise FaceeditError(f"--perturb {args.perturb}: sigma must be >= 0")
     G = load_generator(args.model, args.device)
     ws = ws_from_seeds(G, seeds, truncation_psi=args.truncation)
-    images = synthesize(G, ws, noise_mode=args.noise_mode, progress=True)
+    images = synthesize(G, ws, noise_mode=args.noise_mode, progress=not args.quiet)
     col_labels = None
     if args.perturb is not None:
         ws_p = perturb_ws(ws, args.perturb, seed=seeds[0])
-        perturbed = synthesize(G, ws_p, noise_mode=args.noise_mode, progress=True)
+        perturbed = synthesize(G, ws_p, noise_mode=args.noise_mode, progress=not args.quiet)
         cells = [[a, b] for a, b in zip(images, perturbed, strict=True)]
         row_labels = [f"seed {s}" for s in seeds]
         col_labels = ["W+", f"W+ + N(0, {args.perturb:g}^2)"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_device, add_output, add_quiet
 
 
 def register(commands: Commands) -> None:
@@ -39,11 +39,17 @@ def register(commands: Commands) -> None:
         "without them: pixel + multiscale losses",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for the optimisation noise")
+    add_device(p)
+    add_output(p, "output .npy of ws [1, num_ws, w_dim]")
     p.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if present)"
+        "--compare",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="PNG",
+        help="also write target | result (to PNG, or beside the output as NAME_compare.png)",
     )
-    p.add_argument("-o", "--output", required=True, help="output .npy of ws [1, num_ws, w_dim]")
-    p.add_argument("--compare", default=None, metavar="PNG", help="also write target | result")
+    add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_path(args.output)
     if output.suffix != ".npy":
         raise FaceeditError(f"-o {output}: the codes are written as .npy; use a .npy name")
+    if args.compare is True:  # like edit --compare: beside the output
+        args.compare = str(output.with_name(output.stem + "_compare.png"))
     compare = check_output_path(args.compare) if args.compare else None
     if args.steps < 1:
         raise FaceeditError(f"--steps {args.steps}: must be >= 1")
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         optimize_noise=args.optimize_noise,
         perceptual=perceptual,
         generator=generator,
-        progress=True,
+        progress=not args.quiet,
     )
     written = [save_npy(str(output), result.ws)]
     if result.noise is not None:

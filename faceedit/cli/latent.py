@@ -1,5 +1,6 @@
 """Latent-transformer verbs (Yao et al., ICCV 2021): ``stats``, ``train classifier``,
-``train transformer``, ``edit-latent`` and ``eval latent``.
+``train transformer`` and ``eval latent`` (editing W+ codes is ``edit CODES.npy``,
+:mod:`faceedit.cli.edit_codes`).
 
 torch is imported inside the verbs, never at module import (``faceedit --help`` stays fast).
 """
@@ -7,10 +8,18 @@ torch is imported inside the verbs, never at module import (``faceedit --help`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from faceedit.cli.common import Commands, parse_attr_strengths
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_option,
+    add_output,
+    add_quiet,
+    parse_strengths,
+)
 from faceedit.errors import FaceeditError
 
 
@@ -22,7 +31,7 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("labels", help="labels .npy [N, n_attrs] or list_attr_celeba.txt")
     p.add_argument("--codes", help="W+ codes .npy (or directory) to check against the labels")
-    p.add_argument("-o", "--output", default="label_stats.png", help="PNG to write")
+    add_output(p, "PNG to write", required=False, default="label_stats.png")
 
     p = commands.add(
         "classifier",
@@ -31,7 +40,7 @@ def register(commands: Commands) -> None:
         group="train",
     )
     _data_args(p)
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    add_output(p, "output directory", metavar="DIR")
     p.add_argument("--preset", default="released", choices=("released", "small"))
     p.add_argument(
         "--attrs", default="all", help="label columns to learn (one gives a single-attribute head)"
@@ -56,7 +65,7 @@ def register(commands: Commands) -> None:
     _data_args(p)
     p.add_argument("--classifier", required=True, help="latent classifier (.pth or directory)")
     p.add_argument("--attrs", required=True, help="comma-separated names or indices, or 'all'")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    add_output(p, "output directory", metavar="DIR")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -74,30 +83,6 @@ def register(commands: Commands) -> None:
     _train_common(p)
 
     p = commands.add(
-        "edit-latent",
-        "edit W+ codes with latent transformers; render strips over strengths with --model",
-        _run_edit_latent,
-    )
-    p.add_argument(
-        "codes", help="W+ codes .npy [N, num_ws, w_dim], latent_code_*.npy or a directory"
-    )
-    p.add_argument("--attr", action="append", required=True, help="NAME=STRENGTH (repeatable)")
-    p.add_argument(
-        "--transformers",
-        default="logs/001",
-        help="directory with tnet_<Name>/ or tnet_<k>.pth.tar files (or one transformer); "
-        "the default is the original repository's layout",
-    )
-    p.add_argument("--model", help="StyleGAN2 generator for rendering")
-    p.add_argument("-o", "--output", required=True, help=".png strip (needs --model) or .npy codes")
-    p.add_argument("--steps", type=int, default=7, help="strengths in the strip")
-    p.add_argument(
-        "--range", type=float, default=1.5, help="strip spans [-range, range] x strength"
-    )
-    p.add_argument("--layers", default="0-10", help="edited W+ rows, e.g. 0-10, or 'all'")
-    p.add_argument("--max-codes", type=int, default=8, help="rows of the strip")
-
-    p = commands.add(
         "latent",
         "evaluate latent transformers (and a linear InterFaceGAN baseline) on W+ codes",
         _run_eval_latent,
@@ -110,9 +95,17 @@ def register(commands: Commands) -> None:
     p.add_argument("--classifier", required=True, help="latent classifier judging attributes")
     p.add_argument("--transformers", help="directory of trained transformers")
     p.add_argument("--attrs", required=True, help="comma-separated names or indices, or 'all'")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    add_output(p, "output directory", metavar="DIR")
     p.add_argument("--n", type=int, default=1000, help="codes evaluated")
-    p.add_argument("--strengths", type=int, default=11, help="number of strengths from 0")
+    p.add_argument(
+        "--strengths",
+        metavar="S,S,..",
+        help="comma-separated strengths (non-negative; default: --num-strengths from 0 to "
+        "--max-strength)",
+    )
+    p.add_argument(
+        "--num-strengths", type=int, default=11, metavar="N", help="number of strengths from 0"
+    )
     p.add_argument("--max-strength", type=float, default=2.0)
     p.add_argument("--no-baseline", action="store_true", help="skip the InterFaceGAN baseline")
     p.add_argument(
@@ -124,10 +117,17 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--all-codes", action="store_true", help="evaluate on all codes, not the last 10%%"
     )
-    p.add_argument("--model", help="StyleGAN2 generator, to render codes for --identity")
+    add_option(
+        p,
+        "--generator",
+        deprecated=("--model",),
+        help="StyleGAN2 generator, to render codes for --identity",
+    )
     p.add_argument(
         "--identity", help="face-recognition model (e.g. model_ir_se50.pth) for identity similarity"
     )
+    add_device(p)
+    add_quiet(p)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -139,9 +139,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def _train_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
+    add_device(p, help="auto, cpu, cuda or cuda:N (under torchrun: one GPU per rank)")
     p.add_argument("--resume", action="store_true", help="continue OUTPUT/checkpoint.pt")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_quiet(p, deprecated=("--no-progress",))
 
 
 def _parse_layers(text: str) -> tuple[int, int] | None:
@@ -277,7 +277,7 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
             out,
             config,
             resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             dist=dist,
             device=device,
         )
@@ -297,8 +297,11 @@ def _distributed(device: str):
     """torchrun set-up (gloo on CPU, nccl on CUDA) and this rank's device."""
     from faceedit.train.common import resolve_device, setup_distributed
 
-    resolve_device(device)  # a bad name or missing CUDA fails before the group forms
-    dist = setup_distributed(backend="nccl" if device.startswith("cuda") else "gloo")
+    # a bad name or missing CUDA fails before the group forms; auto picks the backend too
+    kind = resolve_device(device).type
+    dist = setup_distributed(backend="nccl" if kind == "cuda" else "gloo")
+    if device == "auto":
+        device = kind  # a bare name: under torchrun, cuda becomes this rank's GPU
     return dist, str(resolve_device(device, dist))
 
 
@@ -340,7 +343,7 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
             out,
             config,
             resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             dist=dist,
             device=device,
         )
@@ -384,62 +387,6 @@ def _load_editor(root: str, names: list[str], layers, generator=None):
     return LatentEditor.from_paths(paths, generator=generator, layers=layers)
 
 
-def _run_edit_latent(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from faceedit.data.latents import read_codes
-    from faceedit.fileio import atomic_path, check_output_path
-
-    out = check_output_path(args.output)
-    edits = parse_attr_strengths(args.attr)
-    layers = _parse_layers(args.layers)
-    codes = read_codes(args.codes)
-    generator = None
-    if args.model:
-        from faceedit.checkpoints import load
-
-        generator = load(args.model)
-        if not hasattr(generator, "synthesis"):
-            raise FaceeditError(f"{args.model}: not a StyleGAN2 generator")
-    editor = _load_editor(args.transformers, list(edits), layers, generator)
-    ws = torch.from_numpy(codes)
-    if tuple(ws.shape[1:]) != (editor.num_ws, editor.w_dim):
-        raise FaceeditError(
-            f"{args.codes}: codes are [N, {ws.shape[1]}, {ws.shape[2]}], the transformers "
-            f"edit [N, {editor.num_ws}, {editor.w_dim}]"
-        )
-    if out.suffix == ".npy":
-        edited = editor.edit_latents(ws, edits).numpy().astype(np.float32)
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, edited)
-        print(f"wrote {out} ({edited.shape[0]} edited codes)")
-        return 0
-    if generator is None:
-        raise FaceeditError("rendering a strip needs --model (or write codes with -o out.npy)")
-    if args.steps < 1 or args.max_codes < 1:
-        raise FaceeditError("--steps and --max-codes must be at least 1")
-    from faceedit.data.images import tensor_to_uint8
-    from faceedit.viz import image_grid
-
-    ts = (
-        [float(t) for t in np.linspace(-args.range, args.range, args.steps)]
-        if args.steps > 1
-        else [1.0]
-    )
-    ws = ws[: args.max_codes]
-    strip = editor.strip(ws, edits, ts)  # [N, T, 3, H, W]
-    cells = [[tensor_to_uint8(img) for img in row] for row in strip]
-    col_labels = ["\n".join(f"{a[:10]} {t * s:+.2f}" for a, s in edits.items()) for t in ts]
-    grid = image_grid(cells, row_labels=[f"#{i}" for i in range(len(cells))], col_labels=col_labels)
-    from PIL import Image
-
-    with atomic_path(out) as tmp:
-        Image.fromarray(grid).save(tmp)
-    print(f"wrote {out} ({len(cells)} x {len(ts)} images)")
-    return 0
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -454,10 +401,13 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
         split_indices,
     )
     from faceedit.eval.latent import default_strengths, evaluate_editing, summarise, write_results
+    from faceedit.train.common import resolve_device
 
     out = _output_dir(args.output)
-    if args.n < 1 or args.strengths < 1:
-        raise FaceeditError("--n and --strengths must be at least 1")
+    if args.n < 1 or args.num_strengths < 1:
+        raise FaceeditError("--n and --num-strengths must be at least 1")
+    strengths = _eval_strengths(args)
+    device = resolve_device(args.device)
     if args.no_baseline and not args.transformers:
         raise FaceeditError("nothing to evaluate: give --transformers or drop --no-baseline")
     layers = _parse_layers(args.layers)
@@ -475,13 +425,15 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
             f"reads [N, {cc.num_ws}, {cc.w_dim}]"
         )
     attrs = resolve_attrs(args.attrs, tuple(names))
-    identity = _identity_fn(args.model, args.identity, cc) if args.identity else None
+    identity = _identity_fn(args.generator, args.identity, cc, device) if args.identity else None
     train_sl, val_sl = split_indices(len(codes))
     eval_codes = codes if args.all_codes or val_sl.stop <= val_sl.start else codes[val_sl]
     eval_codes = eval_codes[: args.n]
     methods = {}
     if args.transformers:
         editor = _load_editor(args.transformers, [names[a] for a in attrs], layers)
+        for t in editor.transformers.values():
+            t.to(device)
         methods["latent transformer"] = lambda ws, name, alpha: editor.edit_latents(
             ws, {name: alpha}
         )
@@ -503,17 +455,22 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
         )
         directions.save(out_file := _ensure(out) / "baseline_directions.npz")
         print(f"fitted {len(attrs)} linear direction(s) -> {out_file}")
+        directions = dataclasses.replace(
+            directions,
+            directions=directions.directions.to(device),
+            scale=directions.scale.to(device),
+        )
         methods["linear (InterFaceGAN)"] = lambda ws, name, alpha: directions.edit_latents(
             ws, {name: alpha}
         )
     rows = evaluate_editing(
-        eval_codes,
-        classifier,
+        eval_codes.to(device),
+        classifier.to(device),
         methods,
         [(a, names[a]) for a in attrs],
-        strengths=default_strengths(args.strengths, args.max_strength),
+        strengths=strengths or default_strengths(args.num_strengths, args.max_strength),
         identity=identity,
-        progress=True,
+        progress=not args.quiet,
     )
     paths = write_results(rows, out)
     for method, s in summarise(rows).items():
@@ -526,12 +483,30 @@ def _run_eval_latent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identity_fn(model: str | None, identity: str, cc):
+def _eval_strengths(args: argparse.Namespace) -> list[float] | None:
+    """``--strengths`` as a list (``None``: ``--num-strengths`` up to ``--max-strength``)."""
+    import sys
+
+    if args.strengths is None:
+        return None
+    if args.strengths.strip().isdigit():  # the old meaning was a count
+        print(
+            f"faceedit: --strengths {args.strengths} is one strength now; for "
+            f"{args.strengths} strengths from 0 use --num-strengths {args.strengths}",
+            file=sys.stderr,
+        )
+    strengths = parse_strengths(args.strengths)
+    if any(s < 0 for s in strengths):
+        raise FaceeditError(f"--strengths {args.strengths}: strengths must be non-negative")
+    return strengths
+
+
+def _identity_fn(model: str | None, identity: str, cc, device):
     from faceedit.checkpoints import load
     from faceedit.eval.latent import identity_similarity
 
     if not model:
-        raise FaceeditError("--identity needs --model (a generator to render the codes)")
+        raise FaceeditError("--identity needs --generator (a generator to render the codes)")
     generator = load(model)
     if not hasattr(generator, "synthesis"):
         raise FaceeditError(f"{model}: not a StyleGAN2 generator")
@@ -540,7 +515,7 @@ def _identity_fn(model: str | None, identity: str, cc):
             f"{model}: generator W+ is {generator.num_ws}x{generator.w_dim}, the codes "
             f"{cc.num_ws}x{cc.w_dim}"
         )
-    return identity_similarity(generator, load(identity))
+    return identity_similarity(generator.to(device), load(identity).to(device))
 
 
 def _ensure(out: Path) -> Path:

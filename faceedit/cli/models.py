@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_quiet
 
 
 def register(commands: Commands) -> None:
@@ -30,6 +30,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--no-validate", action="store_true", help="skip loading the file after download"
     )
+    add_quiet(p, help="no progress bar")
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -65,7 +66,7 @@ def run_download(args: argparse.Namespace) -> int:
     path = download(
         args.name,
         cache=args.cache_dir,
-        progress=True,
+        progress=not args.quiet,
         timeout=args.timeout,
         validate=not args.no_validate,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_device
 from faceedit.editing.methods import METHODS
 from faceedit.errors import FaceeditError
 
@@ -31,6 +31,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--steps", type=int, default=40, help="projection steps when a model has no encoder"
     )
+    add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise FaceeditError("faceedit serve needs Gradio: pip install 'faceedit[web]'") from None
     from faceedit.app import serve
+    from faceedit.train.common import resolve_device
 
     print(f"faceedit serve: http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     serve(
@@ -54,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         model=args.model,
         method=args.method,
+        device=str(resolve_device(args.device)),
     )
     return 0

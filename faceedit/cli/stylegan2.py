@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_device, add_output, add_quiet
 
 
 def register(commands: Commands) -> None:
@@ -22,7 +22,12 @@ def register(commands: Commands) -> None:
         ),
     )
     p.add_argument("--data", help="folder of training images (searched recursively)")
-    p.add_argument("--out", help="run directory (checkpoints, samples, logs, final generator)")
+    add_output(
+        p,
+        "run directory (checkpoints, samples, logs, final generator)",
+        required=False,
+        metavar="DIR",
+    )
     p.add_argument("--config", help="YAML file with training settings")
     p.add_argument("--resolution", type=int)
     p.add_argument("--steps", type=int)
@@ -37,7 +42,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--max-images", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--device")
+    add_device(p, default=None, help="auto, cpu, cuda or cuda:N (overrides the config's; auto)")
     p.add_argument(
         "--init-from",
         help="continue this generator (its dir, a run dir or a latent bundle) with a fresh D",
@@ -48,6 +53,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if a checkpoint exists"
     )
+    add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
         "init_from",
         "d_warmup_steps",
     ]
-    overrides = {f: getattr(args, f) for f in fields}
+    overrides = {f: getattr(args, "output" if f == "out" else f) for f in fields}
     config = load_yaml_config(args.config, StyleGAN2TrainConfig, **overrides)
-    export = train_stylegan2(config, resume=not args.no_resume)
+    export = train_stylegan2(config, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per torchrun process
         print(f"generator written to {export}")
     return 0

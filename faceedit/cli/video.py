@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands
+from faceedit.cli.common import Commands, add_output, add_quiet
 
 
 def register(commands: Commands) -> None:
@@ -26,7 +26,7 @@ def register(commands: Commands) -> None:
         ),
     )
     p.add_argument("input", help="input video (anything FFmpeg reads)")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv, ...)")
+    add_output(p, "output video (.mp4, .mov, .mkv, ...)")
     add_model_arguments(p)
     p.add_argument("--side-by-side", action="store_true", help="write original | edited frames")
     p.add_argument(
@@ -41,6 +41,7 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--crf", type=int, default=18, help="output quality (x264/VP9 CRF)")
     p.add_argument("--keep-cache", action="store_true", help="keep the frame cache after success")
+    add_quiet(p, help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         report = video.run(
-            args.input, output, edits, settings=settings, progress=True, keep_cache=args.keep_cache
+            args.input,
+            output,
+            edits,
+            settings=settings,
+            progress=not args.quiet,
+            keep_cache=args.keep_cache,
         )
     except KeyboardInterrupt:
         import sys

@@ -112,6 +112,7 @@ import numpy as np
 
 from faceedit.errors import DataError, FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
+from faceedit.units import FRACTION
 
 STYLE_NAME = "avataaars"
 DICEBEAR_SEED = "faceedit"  # only names SVG ids; every visible option is set explicitly
@@ -756,6 +757,7 @@ def write_dataset(
             "attribute_names": list(ATTRIBUTE_NAMES),
             "parameters": {k: list(v) for k, v in PARAMETERS.items()},
             "packages": _package_versions(),
+            "units": {"split_fractions": FRACTION},
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
     return AvatarDataset(out, n, size, seed, meta["split_counts"])

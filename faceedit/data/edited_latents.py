@@ -33,6 +33,7 @@ from faceedit.data.avatars import ATTR_FILE
 from faceedit.data.latents import celeba_labels_text, load_latent_dataset
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
+from faceedit.units import FRACTION, STRENGTH
 
 META_FILE = "edits.json"
 DEFAULT_CODES = 2000
@@ -173,6 +174,7 @@ def label_latent_edits(
         "on_rate": {
             a: round(float(r), 4) for a, r in zip(names, (out_labels > 0).mean(0), strict=True)
         },
+        "units": {"landed": FRACTION, "on_rate": FRACTION, "strengths": STRENGTH},
     }
     with atomic_dir(out) as tmp:
         np.save(tmp / "codes.npy", out_codes)

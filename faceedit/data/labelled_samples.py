@@ -32,6 +32,7 @@ from faceedit.data.avatars import ATTR_FILE
 from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
+from faceedit.units import FRACTION
 
 META_FILE = "samples.json"
 PREVIEW_FILE = "by_attribute.png"
@@ -163,6 +164,7 @@ def label_generator_samples(
         "num_ws": G.num_ws,
         "w_dim": G.w_dim,
         "on_rate": {a: round(r, 4) for a, r in zip(names, on_rate, strict=True)},
+        "units": {"on_rate": FRACTION},
     }
     with atomic_dir(out) as tmp:
         np.save(tmp / "codes.npy", codes)

@@ -26,6 +26,7 @@ from torch import nn
 
 from faceedit.errors import FaceeditError
 from faceedit.eval.metrics import psnr, ssim
+from faceedit.units import DECIBEL, FRACTION, UNITLESS, with_units
 
 
 @dataclass
@@ -134,6 +135,7 @@ def evaluate_attgan(
     else:
         clf, clf_name = classifier_from(classifier, names), "given classifier"
     G = model.G.eval()
+    device = next(G.parameters()).device  # the data follows the model
     fast = G.inference_copy()
     cfg = G.config
     ti = cfg.test_int if test_int is None else test_int
@@ -145,8 +147,8 @@ def evaluate_attgan(
     psnrs, ssims = [], []
     for start in tqdm(range(0, n_total, batch_size), desc="eval attgan", disable=not progress):
         items = [dataset[i] for i in range(start, min(start + batch_size, n_total))]
-        img = torch.stack([x for x, _ in items])
-        att = torch.stack([a for _, a in items]).float()
+        img = torch.stack([x for x, _ in items]).to(device)
+        att = torch.stack([a for _, a in items]).float().to(device)
         if att.shape[1] != len(names):
             raise FaceeditError(
                 f"the dataset has {att.shape[1]} attributes, the model {len(names)}"
@@ -158,7 +160,7 @@ def evaluate_attgan(
         for i, target in enumerate(flip_targets(att, names, cfg.thres_int, ti, rules)):
             edited = fast_generate(fast, img, target)
             pred = (clf(edited)[:, i] > 0).float()
-            correct[i] += (pred == 1 - att[:, i]).sum()
+            correct[i] += (pred == 1 - att[:, i]).sum().cpu()
     acc = {n: float(correct[i] / n_total) for i, n in enumerate(names)}
     return AttGANEvalReport(
         attrs=names,
@@ -183,7 +185,10 @@ def write_report(report: AttGANEvalReport, out_dir: str | os.PathLike) -> dict[s
         "table": out / "attgan_eval.md",
         "chart": out / "attgan_eval.png",
     }
-    atomic_write_text(paths["json"], json.dumps(asdict(report), indent=2) + "\n")
+    on_disk = with_units(
+        asdict(report), accuracy=FRACTION, mean_accuracy=FRACTION, psnr=DECIBEL, ssim=UNITLESS
+    )
+    atomic_write_text(paths["json"], json.dumps(on_disk, indent=2) + "\n")
     atomic_write_text(paths["table"], report.table())
     with saved_figure(
         paths["chart"], figsize=(max(5, 0.6 * len(report.attrs) + 2), 4), dpi=100

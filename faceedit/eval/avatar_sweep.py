@@ -47,6 +47,7 @@ from faceedit.data.avatars import attributes, render_record
 from faceedit.errors import FaceeditError
 from faceedit.eval.avatars import judge_edits
 from faceedit.eval.metrics import psnr_uint8
+from faceedit.units import DECIBEL, FRACTION, STRENGTH, with_units
 
 # edit(ws [N, num_ws, w_dim], attribute, alpha [N]) -> ws [N, num_ws, w_dim]
 LatentEditFn = Callable[[torch.Tensor, str, torch.Tensor], torch.Tensor]
@@ -364,7 +365,25 @@ def write_sweep(report: SweepReport, out_dir: str | os.PathLike) -> dict[str, Pa
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"avatar_sweep.{k}" for k in ("json", "csv", "md", "png")}
     markdown = report.markdown()  # before any file: a failure leaves nothing half-written
-    atomic_write_text(paths["json"], json.dumps(asdict(report), indent=1) + "\n")
+    rates = (
+        "target_change",
+        "preservation",
+        "identity",
+        "transformer_preservation",
+        "baseline_preservation",
+        "transformer_identity",
+        "baseline_identity",
+    )
+    on_disk = with_units(
+        asdict(report),
+        **dict.fromkeys(rates, FRACTION),
+        strengths=STRENGTH,
+        strength=STRENGTH,
+        reference_strength=STRENGTH,
+        baseline_strength=STRENGTH,
+        psnr=DECIBEL,
+    )
+    atomic_write_text(paths["json"], json.dumps(on_disk, indent=1) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(FIELDS))
     writer.writeheader()

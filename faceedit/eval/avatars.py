@@ -44,6 +44,7 @@ from faceedit.data.avatars import (
 )
 from faceedit.errors import FaceeditError
 from faceedit.eval.metrics import psnr_uint8
+from faceedit.units import DECIBEL, FRACTION, STRENGTH, with_units
 
 # edit(image uint8 [S, S, 3], {attr: strength}) -> edited uint8 [S, S, 3]
 EditFn = Callable[[np.ndarray, Mapping[str, float]], np.ndarray]
@@ -314,7 +315,19 @@ def write_report(report: AvatarEvalReport, out_dir: str | os.PathLike) -> dict[s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"avatar_eval.{k}" for k in ("json", "csv", "md", "png")}
-    atomic_write_text(paths["json"], json.dumps(asdict(report), indent=2) + "\n")
+    on_disk = with_units(
+        asdict(report),
+        strength=STRENGTH,
+        target_change=FRACTION,
+        target_on=FRACTION,
+        target_off=FRACTION,
+        preservation=FRACTION,
+        identity=FRACTION,
+        psnr=DECIBEL,
+        truth_psnr=DECIBEL,
+        unedited_truth_psnr=DECIBEL,
+    )
+    atomic_write_text(paths["json"], json.dumps(on_disk, indent=2) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(asdict(report.rows[0])))
     writer.writeheader()

@@ -30,6 +30,7 @@ import torch
 
 from faceedit.fileio import atomic_write_text
 from faceedit.nets.latent import LatentClassifier
+from faceedit.units import COSINE, FRACTION, STRENGTH, with_units
 
 EditFn = Callable[[torch.Tensor, str, torch.Tensor], torch.Tensor]
 IdentityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -164,7 +165,18 @@ def write_results(rows: Sequence[dict], out_dir: str | os.PathLike) -> dict[str,
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     atomic_write_text(
         out_dir / "results.json",
-        json.dumps({"rows": list(rows), "summary": summarise(rows)}, indent=1) + "\n",
+        json.dumps(
+            with_units(
+                {"rows": list(rows), "summary": summarise(rows)},
+                strength=STRENGTH,
+                target_change=FRACTION,
+                preservation=FRACTION,
+                latent_distance="L2 distance in W+",
+                identity=COSINE,
+            ),
+            indent=1,
+        )
+        + "\n",
     )
     plot_curves(rows, out_dir / "curves.png")
     return {k: out_dir / f"results.{k}" for k in ("csv", "json")} | {"png": out_dir / "curves.png"}

@@ -48,6 +48,7 @@ from faceedit.errors import DataError, FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
 from faceedit.train.stylegan2 import mixed_ws
+from faceedit.units import DECIBEL, FRACTION, SECONDS, with_units
 
 IMAGE_DIR = "images"
 ATTR_FILE = "list_attr_celeba.txt"
@@ -559,7 +560,14 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
     )
     from faceedit.fileio import atomic_write_text
 
-    atomic_write_text(export / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    on_disk = with_units(
+        metrics,
+        psnr=DECIBEL,
+        psnr_generated=DECIBEL,
+        seconds=SECONDS,
+        seconds_per_step=SECONDS,
+    )
+    atomic_write_text(export / "metrics.json", json.dumps(on_disk, indent=2) + "\n")
     E.to(device)
     grid = reconstruction_grid(E, G, grid_images, f"{metrics['psnr']:.2f} dB on held-out images")
     save_grid(out / "reconstructions.png", grid)
@@ -674,6 +682,7 @@ def encode_dataset(
             "on_rate": {
                 a: round(float(r), 4) for a, r in zip(names, (verdicts > 0).mean(0), strict=True)
             },
+            "units": {"on_rate": FRACTION},
         }
     with atomic_dir(out) as tmp:
         np.save(tmp / "codes.npy", codes)

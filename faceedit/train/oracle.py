@@ -225,5 +225,9 @@ def train_oracle(
         "data": str(data_dir),
     }
     model.cpu().eval().save_pretrained(out, metadata=meta)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    from faceedit.units import FRACTION, SECONDS, with_units
+
+    rates = ("attr_accuracy", "param_accuracy", "all_attrs_correct", "attrs", "params")
+    on_disk = with_units(metrics, **dict.fromkeys(rates, FRACTION), seconds=SECONDS)
+    (out / "metrics.json").write_text(json.dumps(on_disk, indent=2) + "\n", "utf-8")
     return OracleTrainResult(out_dir=out, metrics=metrics, losses=losses, seconds=seconds)

@@ -84,7 +84,7 @@ class StyleGAN2TrainConfig:
     checkpoint_every: int = 500
     max_images: int | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     init_from: str = ""  # start G from this generator (dir, run dir, shipped bundle name)
     d_warmup_steps: int = 0  # the first steps train D only (for a fresh D beside a trained G)
 

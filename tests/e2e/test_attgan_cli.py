@@ -16,6 +16,7 @@ from PIL import Image
 
 from faceedit.cli import main
 from faceedit.data.celeba import TOY_ATTRS, toy_faces, write_custom_dataset
+from tests.helpers.units import assert_units
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +60,7 @@ def _cfg(root: Path, **kw) -> Path:
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("attgan_cli")
     cfg = _cfg(root, style_dim=1)
-    assert main(["train", "attgan", "--config", str(cfg), "--no-progress"]) == 0
+    assert main(["train", "attgan", "--config", str(cfg), "-q"]) == 0
     return root, cfg
 
 
@@ -79,12 +80,16 @@ def test_train_writes_a_loadable_model_and_resumes(trained) -> None:
                 "--resume",
                 "--max-steps",
                 "8",
-                "--no-progress",
+                "-q",
             ]
         )
         == 0
     )
     assert torch.load(run / "checkpoint.pt")["step"] == 8
+
+
+EDIT = ["edit", "--method", "attgan"]
+GRID = [*EDIT, "--mode", "grid"]
 
 
 def _faces(root: Path, n: int = 2) -> list[str]:
@@ -107,13 +112,30 @@ def test_edit_modes_write_grids(trained, tmp_path) -> None:
     model = str(root / "run")
     outs = {}
     for name, extra in {
-        "flip": ["--flip-all"],
-        "slide": ["--slide", "Eyeglasses", "--min", "-1", "--max", "1", "--steps", "4"],
-        "attr": ["--attr", "Eyeglasses=1", "--attr", "Bangs=-0.5", "--current", "Bangs=1"],
-        "style": ["--style", "Eyeglasses", "--n-styles", "3"],
+        "flip": ["--mode", "grid"],
+        "slide": [
+            "--mode",
+            "slide",
+            "--attr",
+            "Eyeglasses",
+            "--strength-range=-1,1",
+            "--num-strengths",
+            "4",
+        ],  # fmt: skip
+        "attr": [
+            "--mode",
+            "grid",
+            "--attr",
+            "Eyeglasses=1",
+            "--attr",
+            "Bangs=-0.5",
+            "--current",
+            "Bangs=1",
+        ],  # fmt: skip
+        "style": ["--mode", "style", "--attr", "Eyeglasses", "--num-styles", "3"],
     }.items():
         out = tmp_path / f"{name}.png"
-        assert main(["attgan-edit", *faces, "--model", model, *extra, "-o", str(out)]) == 0
+        assert main([*EDIT, *faces, "--model", model, *extra, "-o", str(out)]) == 0
         outs[name] = _png(out)
     # grids of 2 rows, 96-px cells; columns: input+recon+3 flips, input+4 steps,
     # input+edited, input+3 styles
@@ -122,21 +144,69 @@ def test_edit_modes_write_grids(trained, tmp_path) -> None:
     assert widths["flip"] >= 5 * 96 and outs["flip"].shape[0] > 2 * 96
 
 
+def test_edit_modes_match_the_deprecated_attgan_edit(trained, tmp_path, capsys) -> None:
+    """Every ``attgan-edit`` mode and ``edit --method attgan --mode ...`` write the same grid."""
+    root, _ = trained
+    faces = _faces(tmp_path)
+    model = ["--model", str(root / "run")]
+    pairs = {
+        "flip": (["--flip-all", "--test-int", "0.8"], ["--mode", "grid", "--test-int", "0.8"]),
+        "slide": (
+            ["--slide", "Eyeglasses", "--min", "-0.5", "--max", "1", "--steps", "3"],
+            [
+                "--mode",
+                "slide",
+                "--attr",
+                "Eyeglasses",
+                "--strength-range=-0.5,1",
+                "--num-strengths",
+                "3",
+            ],
+        ),  # fmt: skip
+        "attr": (
+            ["--attr", "Eyeglasses=1", "--current", "Bangs=1"],
+            ["--mode", "grid", "--attr", "Eyeglasses=1", "--current", "Bangs=1"],
+        ),
+        "style": (
+            ["--style", "Eyeglasses", "--n-styles", "2", "--seed", "3"],
+            ["--mode", "style", "--attr", "Eyeglasses", "--num-styles", "2", "--seed", "3"],
+        ),
+    }
+    for name, (old_args, new_args) in pairs.items():
+        old, new = tmp_path / f"old_{name}.png", tmp_path / f"new_{name}.png"
+        assert main(["attgan-edit", *faces, *model, *old_args, "-o", str(old)]) == 0
+        err = capsys.readouterr().err
+        assert "faceedit: attgan-edit is deprecated, use faceedit edit --method attgan" in err
+        assert main([*EDIT, *faces, *model, *new_args, "-o", str(new)]) == 0
+        assert "deprecated" not in capsys.readouterr().err
+        assert np.array_equal(_png(old), _png(new)), name
+
+
+def test_edit_mode_needs_attgan_and_one_attribute(trained, tmp_path, capsys) -> None:
+    root, _ = trained
+    faces = _faces(tmp_path, 1)
+    out = tmp_path / "x.png"
+    model = ["--model", str(root / "run")]
+    assert main(["edit", *faces, *model, "--mode", "grid", "-o", str(out)]) == 2
+    assert "--method attgan" in capsys.readouterr().err
+    assert main([*EDIT, *faces, *model, "--mode", "slide", "-o", str(out)]) == 2
+    assert "exactly one --attr" in capsys.readouterr().err
+    assert main([*GRID, *faces, *model, "--compare", "-o", str(out)]) == 2
+    assert "--compare" in capsys.readouterr().err
+    assert main([*GRID, *faces, *model, "--transformers", "t", "-o", str(out)]) == 2
+    assert "takes no --transformers" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_edit_errors_are_one_line(trained, tmp_path, capsys) -> None:
     root, _ = trained
     faces = _faces(tmp_path, 1)
     out = str(tmp_path / "x.png")
     assert (
-        main(
-            ["attgan-edit", *faces, "--model", str(root / "run"), "--attr", "Smiling=1", "-o", out]
-        )
-        == 2
+        main([*GRID, *faces, "--model", str(root / "run"), "--attr", "Smiling=1", "-o", out]) == 2
     )
     assert "Smiling" in capsys.readouterr().err
-    assert (
-        main(["attgan-edit", str(tmp_path / "nope.jpg"), "--model", str(root / "run"), "-o", out])
-        == 2
-    )
+    assert main([*GRID, str(tmp_path / "nope.jpg"), "--model", str(root / "run"), "-o", out]) == 2
     assert "nope.jpg" in capsys.readouterr().err
     assert not Path(out).exists()
 
@@ -164,6 +234,7 @@ def test_eval_writes_table_and_chart(trained, tmp_path) -> None:
         == 0
     )
     report = json.loads((out / "attgan_eval.json").read_text())
+    assert_units(report, "accuracy", "mean_accuracy")
     assert set(report["accuracy"]) == set(TOY_ATTRS) and report["n_images"] == 8
     assert 0 <= report["mean_accuracy"] <= 1 and report["psnr"] > 0
     assert "| Eyeglasses |" in (out / "attgan_eval.md").read_text()
@@ -223,7 +294,7 @@ def test_release_checkpoint_through_the_cli(trained, tmp_path) -> None:
     save_release_checkpoint(model, exp / "checkpoint" / "weights.2.pth")
     out = tmp_path / "r.png"
     faces = _faces(tmp_path, 1)
-    assert main(["attgan-edit", *faces, "--model", str(exp), "-o", str(out)]) == 0
+    assert main([*GRID, *faces, "--model", str(exp), "-o", str(out)]) == 0
     assert out.is_file()
 
 
@@ -244,7 +315,7 @@ def test_torchrun_two_processes_gloo(tmp_path) -> None:
             "attgan",
             "--config",
             str(cfg),
-            "--no-progress",
+            "-q",
         ],
         cwd=REPO,
         env=env,

@@ -70,7 +70,7 @@ def test_avatars_cli_writes_a_deterministic_dataset(tmp_path: Path, capsys) -> N
         (["--n", "-5"], "--n '-5': must be at least 1"),
         (["--size", "2"], "--size '2': must be at least 8"),
         (["--workers", "0"], "--workers '0': must be at least 1"),
-        (["--split", "0.8,0.2"], "--split '0.8,0.2': expected three fractions"),
+        (["--split-fractions", "0.8,0.2"], "--split-fractions '0.8,0.2': expected three fractions"),
     ],
 )
 def test_bad_numbers_give_one_line(tmp_path: Path, capsys, extra, message) -> None:

@@ -24,6 +24,7 @@ from faceedit.data.latents import read_labels
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
 from faceedit.train.oracle import images_to_tensor
 from tests.helpers.tiny_generator import tiny_generator
+from tests.helpers.units import assert_units
 
 ATTRS = ("Smiling", "Eyeglasses", "Bald")
 
@@ -54,7 +55,7 @@ def labeller(generator: Path, tmp_path_factory) -> Path:
 
 def _sample(generator: Path, labeller: Path, out: Path, *extra: str) -> int:
     args = ["data", "latents", "--generator", str(generator), "--labeller", str(labeller)]
-    return main([*args, "-o", str(out), "--no-progress", *extra])
+    return main([*args, "-o", str(out), "-q", *extra])
 
 
 def test_labels_are_the_readers_verdict_on_each_codes_image(
@@ -78,6 +79,7 @@ def test_labels_are_the_readers_verdict_on_each_codes_image(
     assert 0 < labels.sum() < labels.size  # the reader said both
 
     meta = json.loads((out / "samples.json").read_text())
+    assert_units(meta, "on_rate")
     assert meta["n"] == 40 and meta["seed"] == 5
     for k, name in enumerate(ATTRS):
         assert meta["on_rate"][name] == pytest.approx(labels[:, k].mean(), abs=1e-4)
@@ -99,7 +101,7 @@ def test_the_samples_train_a_latent_classifier(
     assert _sample(generator, labeller, out, "--n", "64") == 0
     args = ["train", "classifier", "--codes", str(out / "codes.npy")]
     args += ["--labels", str(out / "list_attr_celeba.txt"), "-o", str(tmp_path / "clf")]
-    assert main([*args, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
+    assert main([*args, "--preset", "small", "--epochs", "1", "-q"]) == 0
     assert faceedit.load(tmp_path / "clf" / "classifier").config.n_attrs == len(ATTRS)
 
 
@@ -158,7 +160,7 @@ def test_joined_sets_train_a_classifier(
     np.testing.assert_array_equal(labels, own[order])
     cargs = ["train", "classifier", "--codes", str(joined / "codes.npy"), "--labels"]
     cargs += [str(joined / "list_attr_celeba.txt"), "-o", str(tmp_path / "clf")]
-    assert main([*cargs, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
+    assert main([*cargs, "--preset", "small", "--epochs", "1", "-q"]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +185,7 @@ def transformers(generator: Path, tmp_path_factory) -> Path:
 def _edit(transformers: Path, codes: Path, generator: Path, labeller: Path, out: Path, *extra):
     args = ["data", "latents", "--transformers", str(transformers), "--codes", str(codes)]
     args += ["--generator", str(generator), "--labeller", str(labeller), "-o", str(out)]
-    return main([*args, "--no-progress", *extra])
+    return main([*args, "-q", *extra])
 
 
 def test_edits_are_the_transformers_outputs_labelled_by_the_reader(
@@ -192,7 +194,7 @@ def test_edits_are_the_transformers_outputs_labelled_by_the_reader(
     source = tmp_path / "samples"
     assert _sample(generator, labeller, source, "--n", "30", "--seed", "1") == 0
     out = tmp_path / "edits"
-    extra = ("--n", "12", "--seed", "3", "--strengths", "0.5,1.5", "--batch-size", "5")
+    extra = ("--n", "12", "--seed", "3", "--strength-range", "0.5,1.5", "--batch-size", "5")
     assert _edit(transformers, source, generator, labeller, out, *extra) == 0
     printed = capsys.readouterr().out
     assert "wrote 24 edited W+ codes" in printed and "edits the labeller sees land:" in printed
@@ -228,6 +230,7 @@ def test_edits_are_the_transformers_outputs_labelled_by_the_reader(
     np.testing.assert_array_equal(labels, (verdict.numpy() > 0).astype(labels.dtype))
 
     meta = json.loads((out / "edits.json").read_text())
+    assert_units(meta, "landed", "on_rate")
     for k, name in enumerate(ATTRS[:2]):
         mine = [i for i, r in enumerate(rows) if r.endswith("_" + name)]
         want = [src_labels[int(rows[i].split("_")[1]), k] <= 0 for i in mine]
@@ -275,8 +278,8 @@ def source(generator: Path, labeller: Path, tmp_path_factory) -> Path:
         (["--transformers", "{tr}", "--codes", "{full}"], "also needs --generator G, --labeller L"),
         (["--transformers", "{tr}", "--encoder", "{gen}"], "take no --encoder or --data"),
         (["--join", "{full}", "{full}", "--codes", "{full}"], "--join takes no other source"),
-        (["--transformers", "{tr}", *_EDITS, "--strengths", "2,1"], "0 < low <= high"),
-        (["--transformers", "{tr}", *_EDITS, "--strengths", "1"], "expected LO,HI"),
+        (["--transformers", "{tr}", *_EDITS, "--strength-range", "2,1"], "0 < low <= high"),
+        (["--transformers", "{tr}", *_EDITS, "--strength-range", "1"], "expected LO,HI"),
         (["--transformers", "{tr}", *_EDITS, "--n", "9999"], "fewer than the 9999 asked for"),
         (["--transformers", "{tmp}/none", *_EDITS], "transformers: "),
         (["--transformers", "{gen}", *_EDITS], "not a latent transformer"),
@@ -301,7 +304,7 @@ def test_bad_inputs_give_one_line_and_write_nothing(
     argv = [a.format(**fill) for a in argv]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "o")]
-    assert main(["data", "latents", "--no-progress", *argv]) == 2
+    assert main(["data", "latents", "-q", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("faceedit: error:") and "\n" not in err, err
     assert message in err, err

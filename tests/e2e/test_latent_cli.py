@@ -1,5 +1,5 @@
 """The latent verbs end to end on tiny data: stats, train classifier/transformer (also
-under torchrun with 2 gloo processes), edit-latent (codes and rendered strips) and eval."""
+under torchrun with 2 gloo processes), edit CODES.npy (codes and rendered strips) and eval."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from faceedit.cli import main
+from tests.helpers.units import assert_units
 
 REPO = Path(__file__).resolve().parents[2]
 N, L, C = 600, 6, 16  # L=6 rows: a 16 px StyleGAN2
@@ -45,10 +46,10 @@ def work(tmp_path_factory) -> Path:
     G.save_pretrained(root / "G")
     assert main(["train", "classifier", "--codes", str(codes), "--labels", str(labels), "-o", str(root / "clf"),
                  "--preset", "small", "--hidden", "64,32", "--epochs", "6", "--lr", "3e-3",
-                 "--batch-size", "64", "--no-progress"]) == 0  # fmt: skip
+                 "--batch-size", "64", "-q"]) == 0  # fmt: skip
     assert main(["train", "transformer", "--codes", str(codes), "--labels", str(labels),
                  "--classifier", str(root / "clf" / "classifier"), "--attrs", "Smiling,Eyeglasses",
-                 "-o", str(root / "tn"), "--epochs", "2", "--lr", "1e-2", "--no-progress"]) == 0  # fmt: skip
+                 "-o", str(root / "tn"), "--epochs", "2", "--lr", "1e-2", "-q"]) == 0  # fmt: skip
     return root
 
 
@@ -80,10 +81,10 @@ def test_training_outputs(work) -> None:
     assert history["Smiling"]["attr"][-1] < history["Smiling"]["attr"][0]
 
 
-def test_edit_latent_codes_and_strip(work, capsys) -> None:
+def test_edit_codes_and_strip(work, capsys) -> None:
     out = work / "edited.npy"
     args = [
-        "edit-latent",
+        "edit",
         str(work / "codes.npy"),
         "--attr",
         "Smiling=1",
@@ -96,8 +97,8 @@ def test_edit_latent_codes_and_strip(work, capsys) -> None:
     assert np.array_equal(edited[:, 3:], codes[:, 3:])  # rows outside 0-2 come from the input
     assert not np.allclose(edited[:, :3], codes[:, :3])
     strip = work / "strip.png"
-    assert main([*args, "--attr", "Eyeglasses=-0.5", "--model", str(work / "G"), "-o", str(strip),
-                 "--max-codes", "2", "--steps", "5"]) == 0  # fmt: skip
+    assert main([*args, "--attr", "Eyeglasses=-0.5", "--generator", str(work / "G"), "-o", str(strip),
+                 "--max-codes", "2", "--num-strengths", "5"]) == 0  # fmt: skip
     img = np.asarray(Image.open(strip))
     assert img.shape[0] > 2 * 16 and img.shape[1] > 5 * 16
     assert "2 x 5 images" in capsys.readouterr().out
@@ -107,9 +108,10 @@ def test_eval_latent_writes_results_with_baseline(work, capsys) -> None:
     out = work / "eval"
     assert main(["eval", "latent", "--codes", str(work / "codes.npy"), "--labels", str(work / "labels.npy"),
                  "--classifier", str(work / "clf" / "classifier"), "--transformers", str(work / "tn"),
-                 "--attrs", "Smiling,Eyeglasses", "-o", str(out), "--strengths", "3",
+                 "--attrs", "Smiling,Eyeglasses", "-o", str(out), "--num-strengths", "3",
                  "--orthogonal-to", "Male"]) == 0  # fmt: skip
     data = json.loads((out / "results.json").read_text())
+    assert_units(data, "target_change", "preservation")
     methods = {r["method"] for r in data["rows"]}
     assert methods == {"latent transformer", "linear (InterFaceGAN)"}
     assert len(data["rows"]) == 2 * 2 * 3
@@ -130,16 +132,16 @@ def test_clear_errors(work, tmp_path, capsys) -> None:
                  "--attrs", "Smile", "-o", str(tmp_path / "y")]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown attribute 'Smile'" in err
-    assert main(["edit-latent", str(work / "codes.npy"), "--attr", "Smiling=1", "--transformers",
+    assert main(["edit", str(work / "codes.npy"), "--attr", "Smiling=1", "--transformers",
                  str(work / "tn"), "-o", str(tmp_path / "s.png")]) == 2  # fmt: skip
-    assert "needs --model" in capsys.readouterr().err
+    assert "needs --generator" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists() and not (tmp_path / "x").exists()
     code = main(
         ["eval", "latent", "--codes", str(work / "codes.npy"), "--classifier",
          str(work / "clf" / "classifier"), "--attrs", "Smiling", "-o", str(tmp_path / "e"),
          "--identity", str(work / "G")]
     )  # fmt: skip
-    assert code == 2 and "--identity needs --model" in capsys.readouterr().err
+    assert code == 2 and "--identity needs --generator" in capsys.readouterr().err
 
 
 def test_torchrun_two_gloo_processes(work, tmp_path) -> None:
@@ -186,7 +188,7 @@ def test_single_attribute_classifier(work, tmp_path) -> None:
     out = tmp_path / "one"
     assert main(["train", "classifier", "--codes", str(work / "codes.npy"), "--labels",
                  str(work / "labels.npy"), "--attrs", "Smiling", "--hidden", "16", "--epochs", "1",
-                 "-o", str(out), "--no-progress"]) == 0  # fmt: skip
+                 "-o", str(out), "-q"]) == 0  # fmt: skip
     from faceedit.checkpoints import load
 
     clf = load(out / "classifier")
@@ -209,3 +211,53 @@ def test_edit_latent_reads_the_original_logs_layout(work, tmp_path, monkeypatch)
     assert main(["edit-latent", str(work / "codes.npy"), "--attr", "Smiling=0.7", "-o", "b.npy",
                  "--transformers", str(work / "tn")]) == 0  # fmt: skip
     assert np.array_equal(np.load("a.npy"), np.load("b.npy"))
+
+
+def test_edit_codes_matches_the_deprecated_edit_latent(work, tmp_path, capsys) -> None:
+    """``edit CODES.npy`` writes what ``edit-latent`` wrote; the old verb says it is old."""
+    codes = str(work / "codes.npy")
+    common = [
+        "--attr",
+        "Smiling=1",
+        "--attr",
+        "Eyeglasses=-0.5",
+        "--transformers",
+        str(work / "tn"),
+    ]
+    old, new = tmp_path / "old.npy", tmp_path / "new.npy"
+    assert main(["edit-latent", codes, *common, "--layers", "0-2", "-o", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert "faceedit: edit-latent is deprecated, use faceedit edit CODES.npy" in err
+    assert main(["edit", codes, *common, "--layers", "0-2", "-o", str(new)]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert np.array_equal(np.load(old), np.load(new))
+    assert not np.array_equal(np.load(new), np.load(codes))
+    old, new = tmp_path / "old.png", tmp_path / "new.png"
+    assert main(["edit-latent", codes, *common, "--model", str(work / "G"), "--steps", "3",
+                 "--range", "1", "--max-codes", "2", "-o", str(old)]) == 0  # fmt: skip
+    assert main(["edit", codes, *common, "--generator", str(work / "G"), "--num-strengths", "3",
+                 "--strength-range=-1,1", "--max-codes", "2", "-o", str(new)]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(new)))
+    # the same strip from an explicit list of strengths
+    listed = tmp_path / "listed.png"
+    assert main(["edit", codes, *common, "--generator", str(work / "G"), "--strengths=-1,0,1",
+                 "--max-codes", "2", "-o", str(listed)]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(listed)))
+
+
+def test_edit_codes_refuses_photo_options(work, tmp_path, capsys) -> None:
+    out = tmp_path / "x.npy"
+    args = [
+        "edit",
+        str(work / "codes.npy"),
+        "--attr",
+        "Smiling=1",
+        "--transformers",
+        str(work / "tn"),
+    ]
+    assert main([*args, "--compare", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--compare" in err
+    assert main([*args, "--method", "attgan", "-o", str(out)]) == 2
+    assert "--method latent" in capsys.readouterr().err
+    assert not out.exists()

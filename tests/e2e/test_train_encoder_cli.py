@@ -16,9 +16,10 @@ from faceedit.cli import main
 from faceedit.data import avatars as A
 from faceedit.nets.latent_encoder import LatentEncoder
 from tests.helpers.tiny_generator import tiny_generator
+from tests.helpers.units import assert_units
 
 # a tiny encoder for a tiny generator at 16 px
-TINY = ["--steps", "24", "--batch-size", "4", "--eval-every", "12", "--no-progress"]
+TINY = ["--steps", "24", "--batch-size", "4", "--eval-every", "12", "-q"]
 TINY += ["--channel-base", "64", "--channel-max", "16", "--head-channels", "4"]
 
 
@@ -68,6 +69,7 @@ def test_training_lowers_the_loss_and_writes_encoder_metrics_and_grids(
     assert (E.num_ws, E.w_dim, E.img_resolution) == (G.num_ws, G.w_dim, G.img_resolution)
     assert torch.equal(E.w_avg, G.w_avg)  # the generator's average latent came along
     metrics = json.loads((enc / "metrics.json").read_text())
+    assert metrics["units"]["psnr"] == "dB"
     header = json.loads((enc / "config.json").read_text())
     assert metrics["steps"] == header["metadata"]["steps"] == 24
     assert metrics["psnr"] == pytest.approx(header["metadata"]["psnr"])
@@ -138,7 +140,7 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
 
     out = tmp_path / "latents"
     args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(dataset)]
-    assert main([*args, "-o", str(out), "--batch-size", "5", "--no-progress"]) == 0
+    assert main([*args, "-o", str(out), "--batch-size", "5", "-q"]) == 0
     assert "wrote 32 W+ codes" in capsys.readouterr().out
     E = faceedit.load(trained / "encoder")
     ds = load_latent_dataset(out / "codes.npy", out / "list_attr_celeba.txt")
@@ -157,7 +159,7 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
 
     # one split: only its rows, in order, and the latent-transformer tools take them as they are
     val = tmp_path / "val"
-    assert main([*args, "-o", str(val), "--split", "val", "--no-progress"]) == 0
+    assert main([*args, "-o", str(val), "--split", "val", "-q"]) == 0
     val_files = dataset_files(dataset, "val")
     assert (val / "files.txt").read_text().split() == val_files
     codes = np.load(val / "codes.npy")
@@ -165,7 +167,7 @@ def test_data_latents_writes_codes_and_labels_in_the_datasets_row_order(
     clf = tmp_path / "clf"
     cargs = ["train", "classifier", "--codes", str(out / "codes.npy")]
     cargs += ["--labels", str(out / "list_attr_celeba.txt"), "-o", str(clf)]
-    assert main([*cargs, "--preset", "small", "--epochs", "1", "--no-progress"]) == 0
+    assert main([*cargs, "--preset", "small", "--epochs", "1", "-q"]) == 0
 
 
 def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
@@ -184,12 +186,13 @@ def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
     out = tmp_path / "latents"
     args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(dataset)]
     args += ["--generator", str(generator), "--labeller", str(tmp_path / "reader")]
-    assert main([*args, "-o", str(out), "--batch-size", "5", "--no-progress"]) == 0
+    assert main([*args, "-o", str(out), "--batch-size", "5", "-q"]) == 0
     printed = capsys.readouterr().out
     assert "reading of the reconstructions" in printed
     ds = load_latent_dataset(out / "codes.npy", out / "list_attr_celeba.txt")
     assert ds.attr_names == ("Smiling", "Bald")  # the reader's attributes, not the dataset's
     meta = json.loads((out / "labels.json").read_text())
+    assert_units(meta, "on_rate")
     assert meta["n"] == 32 and meta["labeller"] == str(tmp_path / "reader")
     assert meta["on_rate"] == pytest.approx(
         {a: round(float(r), 4) for a, r in zip(ds.attr_names, ds.labels.mean(0), strict=True)}
@@ -205,11 +208,11 @@ def test_data_latents_can_label_each_code_by_reading_its_reconstruction(
     rows = (out / "list_attr_celeba.txt").read_text().splitlines()[2:]
     assert [r.split()[0] for r in rows] == files
     # half of the pair is not enough
-    assert main([*args[:-2], "-o", str(tmp_path / "half"), "--no-progress"]) == 2
+    assert main([*args[:-2], "-o", str(tmp_path / "half"), "-q"]) == 2
     assert "needs both --generator G and --labeller L" in capsys.readouterr().err
     assert not (tmp_path / "half").exists()
     wrong = [*args[:-3], str(trained / "encoder"), "--labeller", str(tmp_path / "reader")]
-    assert main([*wrong, "-o", str(tmp_path / "wrong"), "--no-progress"]) == 2
+    assert main([*wrong, "-o", str(tmp_path / "wrong"), "-q"]) == 2
     assert "holds a LatentEncoder, not a StyleGAN2 generator" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
 
@@ -324,7 +327,7 @@ def test_bad_inputs_give_one_line_errors(
         cmd = ["train", "encoder", *TINY]
     else:
         base = {"--encoder": fill["enc"], "--data": str(dataset), "-o": str(tmp_path / "o")}
-        cmd = ["data", "latents", "--no-progress"]
+        cmd = ["data", "latents", "-q"]
     for flag, value in zip(extra[::2], extra[1::2], strict=True):
         base[flag] = value
     for flag, value in base.items():
@@ -345,7 +348,7 @@ def test_data_latents_without_labels_encodes_the_sorted_images(
     shutil.copytree(dataset / "images", plain / "images")
     out = tmp_path / "codes"
     args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(plain)]
-    assert main([*args, "-o", str(out), "--no-progress"]) == 0
+    assert main([*args, "-o", str(out), "-q"]) == 0
     assert "the dataset has no labels" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"codes.npy", "files.txt"}
     files = (out / "files.txt").read_text().split()

@@ -18,6 +18,7 @@ from faceedit.eval.avatar_sweep import (
     with_means,
 )
 from tests.helpers.tiny_edit import ATTRS
+from tests.helpers.units import assert_units
 
 
 def write_labels(path, names, labels) -> None:
@@ -213,6 +214,7 @@ def test_saved_directions_named_by_the_bundle(data, capsys, tmp_path):
     )  # fmt: skip
     assert code == 0, res.err
     report = json.loads((tmp_path / "out" / "avatar_sweep.json").read_text())
+    assert_units(report, "target_change", "preservation", "baseline_preservation")
     assert report["baseline"] == {"directions": str(own / "directions.npz")}
     assert len(report["rows"]) == 4  # 2 methods x (Eyeglasses + mean) x strength 1
 

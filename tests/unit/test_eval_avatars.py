@@ -10,6 +10,7 @@ import faceedit
 from faceedit.data.avatars import attributes, edit_attribute, render_record
 from faceedit.errors import FaceeditError
 from faceedit.eval.avatars import evaluate_avatar_edits, held_out_records, write_report
+from tests.helpers.units import assert_units
 
 ATTRS = ["Smiling", "Eyeglasses", "Wearing_Hat", "Blond_Hair"]
 
@@ -102,6 +103,8 @@ def test_cli_on_a_tiny_attgan(tmp_path, capsys):
     )
     assert code == 0
     data = json.loads((out / "avatar_eval.json").read_text())
+    assert_units(data, "target_change", "preservation", "identity")
+    assert data["units"]["psnr"] == "dB"
     assert [r["attribute"] for r in data["rows"]] == ["Eyeglasses", "Bald"]
     assert 0 <= data["psnr"] < 40  # a random tiny AttGAN does not reconstruct avatars
     assert "Reconstruction PSNR" in capsys.readouterr().out

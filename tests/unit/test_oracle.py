@@ -21,6 +21,7 @@ from faceedit.train.oracle import (
     oracle_loss,
     train_oracle,
 )
+from tests.helpers.units import assert_units
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,7 @@ def test_tiny_training_run_lowers_the_loss_and_reports_accuracy(dataset: Path, t
     assert len(losses) == result.metrics["steps"] == 36
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert_units(metrics, "attr_accuracy", "param_accuracy", "all_attrs_correct", "attrs")
     assert metrics["n"] == 12 and 0.0 <= metrics["attr_accuracy"] <= 1.0
     assert set(metrics["attrs"]) == set(A.ATTRIBUTE_NAMES)
     model = faceedit.load(tmp_path / "o")

@@ -171,7 +171,7 @@ def test_cli_with_yaml_config_and_overrides(image_dir, tmp_path, capsys):
         "channel_max: 16\nbatch_size: 4\nsteps: 50\nsample_every: 2\ncheckpoint_every: 2\n"
     )
     out = tmp_path / "run"
-    args = ["train", "stylegan2", "--config", str(cfg), "--data", str(image_dir), "--out", str(out)]
+    args = ["train", "stylegan2", "--config", str(cfg), "--data", str(image_dir), "-o", str(out)]
     assert main(args + ["--steps", "2"]) == 0  # the option wins over the file
     assert json.loads((out / "config.json").read_text())["steps"] == 2
     assert "generator written to" in capsys.readouterr().out
@@ -199,7 +199,7 @@ def test_torchrun_two_processes(image_dir, tmp_path):
         "stylegan2",
         "--data",
         str(image_dir),
-        "--out",
+        "-o",
         str(out),
         "--resolution",
         "16",
