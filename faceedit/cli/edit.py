@@ -42,7 +42,7 @@ def register(commands: Commands) -> None:
             "--mode grid|slide|style, aligned crops become one labelled grid."
         ),
     )
-    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos, or one codes .npy")
+    p.add_argument("inputs", nargs="*", help="photos and/or folders of photos, or one codes .npy")
     add_output(
         p,
         "output image (one input) or an existing directory (several inputs or a folder); "
@@ -57,6 +57,19 @@ def register(commands: Commands) -> None:
     )
     photos.add_argument(
         "--compare", action="store_true", help="also write NAME_compare.png (before | after)"
+    )
+    photos.add_argument(
+        "--edits",
+        metavar="FILE",
+        help="per-photo edits, one photo a line: CSV 'photo.jpg,Smiling=1,Eyeglasses=-1' or "
+        'JSON lines {"image": "photo.jpg", "edits": {"Smiling": 1}}; paths relative to FILE; '
+        "-o names a directory; the models load once and each photo is inverted once",
+    )
+    photos.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="write the unedited reconstruction: as the output without --attr, else also "
+        "as NAME_recon.png",
     )
     faces = photos.add_mutually_exclusive_group()
     faces.add_argument(
@@ -165,9 +178,9 @@ def add_model_arguments(p: argparse.ArgumentParser, attr_required: bool = True) 
     add_device(p)
 
 
-def build_editor(args: argparse.Namespace):
+def build_editor(args: argparse.Namespace, check: bool = True):
     """The :class:`~faceedit.editing.pipeline.FaceEditor` the options describe, and the
-    checked edits."""
+    ``--attr`` edits (checked against the model unless ``check`` is false)."""
     from faceedit.cli.common import parse_attr_strengths
     from faceedit.editing.pipeline import build_editor as build
     from faceedit.train.common import resolve_device
@@ -188,7 +201,7 @@ def build_editor(args: argparse.Namespace):
         blend=args.blend,
         seed=args.seed,
     )
-    return editor, editor.check_edits(edits)
+    return editor, editor.check_edits(edits) if check else edits
 
 
 def _collect_inputs(items: list[str]) -> tuple[list, bool]:
@@ -269,6 +282,8 @@ def _write(path, rgb) -> None:
 _PHOTO_ONLY = (
     ("--aligned", "aligned"),
     ("--compare", "compare"),
+    ("--edits", "edits"),
+    ("--reconstruct", "reconstruct"),
     ("--face-index", "face_index"),
     ("--all-faces", "all_faces"),
     ("--encoder", "encoder"),
@@ -330,32 +345,55 @@ def _run_photos(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from faceedit.cli.common import parse_attr_strengths
     from faceedit.errors import FaceeditError
 
     _refuse(args, "photos", _SWEEP_ONLY + _GRID_ONLY)
-    if not args.attr:
-        raise FaceeditError("edit: give the edits, e.g. --attr Smiling=1 (repeatable)")
     if args.face_index is not None and args.face_index < 0:
         raise FaceeditError(f"--face-index {args.face_index}: must be >= 0")
-    files, many = _collect_inputs(args.inputs)
-    outputs = _output_paths(files, args.output, many)
-    editor, edits = build_editor(args)
+    if args.edits:
+        if args.inputs:
+            raise FaceeditError("--edits FILE names the photos: give no photos beside it")
+        jobs = read_edits_file(args.edits, parse_attr_strengths(args.attr))
+        outputs = _job_outputs(jobs, args.output)
+    else:
+        if not args.inputs:
+            raise FaceeditError("edit: give photos (or --edits FILE)")
+        if not args.attr and not args.reconstruct:
+            raise FaceeditError("edit: give the edits, e.g. --attr Smiling=1 (repeatable)")
+        files, many = _collect_inputs(args.inputs)
+        edits = parse_attr_strengths(args.attr) if args.attr else None
+        jobs = [(f, edits) for f in files]
+        outputs = _output_paths(files, args.output, many)
+    editor, _ = build_editor(args, check=False)
+    for _, edits in jobs:  # every row's names and strengths, before any photo is touched
+        if edits is not None:
+            editor.check_edits(edits)
     face_index = "all" if args.all_faces else args.face_index
 
     failed = 0
+    prepared: dict = {}  # photo -> its faces and codes, while its rows are being edited
     bar = tqdm(
-        list(zip(files, outputs, strict=True)),
+        list(zip(jobs, outputs, strict=True)),
         desc="editing",
         unit="photo",
-        disable=len(files) < 2 or args.quiet,
+        disable=len(jobs) < 2 or args.quiet,
     )
-    for src, dst in bar:
+    for (src, edits), dst in bar:
         try:
             if not src.is_file():
                 raise FaceeditError(f"{src}: no such file")
-            result = editor.edit_photo(str(src), edits, face_index=face_index, aligned=args.aligned)
+            if src not in prepared:
+                prepared.clear()  # rows of one photo are consecutive (see read_edits_file)
+                prepared[src] = editor.prepare(str(src), face_index, aligned=args.aligned)
+            photo = prepared[src]
+            result = editor.render(photo, edits)
             _write(dst, result.image)
             written = [dst]
+            if args.reconstruct and edits is not None:
+                rec_path = dst.with_name(dst.stem + "_recon.png")
+                _write(rec_path, editor.render(photo, None).image)
+                written.append(rec_path)
             if args.compare:
                 cmp_path = dst.with_name(dst.stem + "_compare.png")
                 _write(cmp_path, result.compare())
@@ -368,12 +406,90 @@ def _run_photos(args: argparse.Namespace) -> int:
             tqdm.write(f"faceedit: error: {msg}", file=sys.stderr)
             continue
         n = len(result.faces)
+        done = "reconstructed" if edits is None else "edited"
         tqdm.write(
-            f"{src}: {n} face{'s' if n != 1 else ''} edited -> "
+            f"{src}: {n} face{'s' if n != 1 else ''} {done} -> "
             + ", ".join(str(p) for p in written)
         )
     if failed:
-        if len(files) > 1:
-            print(f"faceedit: {failed} of {len(files)} photos failed", file=sys.stderr)
+        if len(jobs) > 1:
+            print(f"faceedit: {failed} of {len(jobs)} photos failed", file=sys.stderr)
         return 1
     return 0
+
+
+def read_edits_file(path: str, defaults: dict[str, float] | None = None) -> list:
+    """``[(photo Path, {attr: strength})]`` from a CSV or JSON-lines edits file.
+
+    CSV: ``photo.jpg,Smiling=1,Eyeglasses=-1`` per line (``#`` starts a comment); JSON
+    lines: ``{"image": "photo.jpg", "edits": {"Smiling": 1}}``. Photo paths are relative
+    to the file. ``defaults`` (the ``--attr`` edits) apply to every row unless the row sets
+    the attribute. Rows of one photo are put next to each other (first appearance order)
+    so that it is inverted once.
+
+    Raises:
+        FaceeditError: an unreadable file or a malformed row, naming the line.
+    """
+    import json
+    from pathlib import Path
+
+    from faceedit.cli.common import parse_attr_strengths
+    from faceedit.errors import FaceeditError
+
+    source = Path(path)
+    try:
+        lines = source.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FaceeditError(f"--edits {source}: cannot be read ({e})") from None
+    rows: dict[Path, list[dict[str, float]]] = {}
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"--edits {source}:{number}"
+        if line.startswith("{"):
+            try:
+                item = json.loads(line)
+                image, given = item["image"], item.get("edits", {})
+                edits = {str(k): float(v) for k, v in dict(given).items()}
+            except (ValueError, KeyError, TypeError) as e:
+                raise FaceeditError(
+                    f'{where}: expected {{"image": ..., "edits": {{NAME: STRENGTH}}}} ({e})'
+                ) from None
+        else:
+            image, *items = [c.strip() for c in line.split(",")]
+            try:
+                edits = parse_attr_strengths([i for i in items if i])
+            except FaceeditError as e:
+                raise FaceeditError(f"{where}: {e}") from None
+        if not image:
+            raise FaceeditError(f"{where}: no photo named")
+        edits = {**(defaults or {}), **edits}
+        if not edits:
+            raise FaceeditError(f"{where}: no edit for {image} (and no --attr)")
+        photo = Path(image) if Path(image).is_absolute() else source.parent / image
+        rows.setdefault(photo, []).append(edits)
+    if not rows:
+        raise FaceeditError(f"--edits {source}: no rows")
+    return [(photo, edits) for photo, many in rows.items() for edits in many]
+
+
+def _job_outputs(jobs: list, output: str) -> list:
+    """One output per row in the directory ``output``: ``STEM_Attr+1_Attr-0.5.png``."""
+    import os
+    from pathlib import Path
+
+    from faceedit.errors import FaceeditError
+
+    out = Path(output)
+    if not out.is_dir() or not os.access(out, os.W_OK):
+        raise FaceeditError(f"-o {out}: --edits needs an existing, writable output directory")
+    paths, seen = [], set()
+    for photo, edits in jobs:
+        tag = "_".join(f"{k}{v:+g}" for k, v in edits.items())
+        target = out / f"{photo.stem}_{tag}.png"
+        if target in seen:
+            target = out / f"{photo.stem}_{tag}_{len(seen)}.png"
+        seen.add(target)
+        paths.append(target)
+    return paths

@@ -42,6 +42,11 @@ class LinearDirections:
     scale: torch.Tensor
     layers: tuple[int, int] | None = None
 
+    @property
+    def attributes(self) -> list[str]:
+        """The attributes it moves (a :class:`~faceedit.editing.base.LatentEditMethod`)."""
+        return list(self.attr_names)
+
     def index(self, name: str) -> int:
         if name not in self.attr_names:
             raise FaceeditError(f"no direction for {name!r} (have: {', '.join(self.attr_names)})")

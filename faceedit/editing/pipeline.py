@@ -40,6 +40,7 @@ __all__ = [
     "MAX_STRENGTH",
     "METHODS",
     "PhotoEditResult",
+    "PreparedPhoto",
     "build_editor",
     "edit_photo",
     "find_transformers",
@@ -88,6 +89,25 @@ class PhotoEditResult:
     def compare(self) -> np.ndarray:
         """Before | after side by side, ``uint8 [H, 2W, 3]``."""
         return np.concatenate([self.original, self.image], axis=1)
+
+
+@dataclass(eq=False)
+class PreparedPhoto:
+    """A photo read, its faces aligned and inverted (:meth:`FaceEditor.prepare`).
+
+    Attributes:
+        rgb: the photo, ``uint8 [H, W, 3]``.
+        name: its name, for messages.
+        faces: the aligned faces (``[None]`` for an aligned crop given as the image).
+        crops: each face's aligned crop ``uint8 [S, S, 3]``.
+        codes: each crop's code from the editor's :meth:`~CropEditor.invert`.
+    """
+
+    rgb: np.ndarray
+    name: str
+    faces: list[AlignedFace | None]
+    crops: list[np.ndarray]
+    codes: list
 
 
 # --------------------------------------------------------------------------- the editor
@@ -173,18 +193,14 @@ class FaceEditor:
         )
 
     # ----------------------------------------------------------------- one photo
-    def edit_photo(
-        self,
-        image: ImageInput,
-        edits: Mapping[str, float],
-        face_index: int | str | None = None,
-        aligned: bool = False,
-    ) -> PhotoEditResult:
-        """Edit the faces of a photo.
+    def prepare(
+        self, image: ImageInput, face_index: int | str | None = None, aligned: bool = False
+    ) -> PreparedPhoto:
+        """Read a photo, find and align its faces and invert each once, so that it can be
+        edited several ways (:meth:`render`) for the price of one detection and inversion.
 
         Args:
             image: a path, bytes, PIL image or RGB ``uint8 [H, W, 3]``.
-            edits: ``{attr: strength}``.
             face_index: ``None`` = the largest face, an int = that face (largest first),
                 ``"all"`` = every face.
             aligned: the image already is an aligned square crop: no detection, no
@@ -192,22 +208,16 @@ class FaceEditor:
 
         Raises:
             NoFaceError: no face (or not the one asked for), naming the file.
-            EditError: unknown attribute or bad strength.
         """
         from faceedit.faces.align import align_face, align_faces
 
-        edits = self.check_edits(edits)
         rgb, name = load_rgb(image)
         if aligned:
             h, w = rgb.shape[:2]
             if abs(h - w) > 0.02 * max(h, w):
                 raise EditError(f"{name}: --aligned input must be a square face crop, got {w}x{h}")
             crop = resize_crops(rgb[None], self.crop_size)[0]
-            fe = self.edit_crop(crop, edits)
-            out = np.asarray(
-                Image.fromarray(fe.edited_crop).resize((w, h), Image.Resampling.LANCZOS)
-            )
-            return PhotoEditResult(out, rgb, [fe])
+            return PreparedPhoto(rgb, name, [None], [crop], [self.invert_crop(crop)])
         from faceedit.faces.detect import NoFaceError
 
         size = self.crop_size
@@ -220,16 +230,50 @@ class FaceEditor:
                 faces = [align_face(rgb, size=size, face_index=face_index, detector=self.detector)]
         except NoFaceError as e:  # the aligner saw an array: put the file's name back
             raise NoFaceError(str(e).replace("<image>", name, 1)) from None
-        out = rgb
-        results = []
         for face in faces:
             face.source = name
-            fe = self.edit_crop(face.crop, edits)
+        crops = [face.crop for face in faces]
+        return PreparedPhoto(rgb, name, faces, crops, [self.invert_crop(c) for c in crops])
+
+    def render(self, photo: PreparedPhoto, edits: Mapping[str, float] | None) -> PhotoEditResult:
+        """The prepared photo with ``edits`` applied to each face (checked here), or with
+        each face's unedited reconstruction when ``edits`` is ``None``."""
+        if edits is not None:
+            edits = self.check_edits(edits)
+        out = photo.rgb
+        results = []
+        for face, crop, code in zip(photo.faces, photo.crops, photo.codes, strict=True):
+            if edits is None:
+                rec = resize_crops(self.editor.reconstruct(code), crop.shape[0])[0]
+                fe = FaceEdit(None, rec, ws=code if isinstance(code, torch.Tensor) else None)
+                fe.code = code
+            else:
+                fe = self.edit_crop(crop, edits, code=code)
+            if face is None:  # an aligned crop: the result is the crop at the image's size
+                h, w = photo.rgb.shape[:2]
+                resized = Image.fromarray(fe.edited_crop).resize((w, h), Image.Resampling.LANCZOS)
+                return PhotoEditResult(np.asarray(resized), photo.rgb, [fe])
             fe.face = face
             # each face goes onto the photo as edited so far
             out = dataclasses.replace(face, image=out).paste_back(fe.edited_crop, blend=self.blend)
             results.append(fe)
-        return PhotoEditResult(out, rgb, results)
+        return PhotoEditResult(out, photo.rgb, results)
+
+    def edit_photo(
+        self,
+        image: ImageInput,
+        edits: Mapping[str, float],
+        face_index: int | str | None = None,
+        aligned: bool = False,
+    ) -> PhotoEditResult:
+        """Edit the faces of a photo (:meth:`prepare`, then :meth:`render`).
+
+        Raises:
+            NoFaceError: no face (or not the one asked for), naming the file.
+            EditError: unknown attribute or bad strength.
+        """
+        edits = self.check_edits(edits)
+        return self.render(self.prepare(image, face_index, aligned), edits)
 
 
 def edit_photo(

@@ -18,7 +18,8 @@ ATTRS = ("Smiling", "Eyeglasses")
 
 
 def latent_bundle(root: Path) -> Path:
-    """``root/latent`` with bundle.json, a generator, two transformers and a classifier."""
+    """``root/latent`` with bundle.json, a generator, two transformers, a classifier and
+    linear directions (random unit directions, for ``--method linear``)."""
     from faceedit.nets.latent import (
         LatentClassifier,
         LatentClassifierConfig,
@@ -48,11 +49,18 @@ def latent_bundle(root: Path) -> Path:
         )
     )
     C.save_pretrained(out / "classifier")
+    from faceedit.editing.directions import LinearDirections
+
+    d = torch.nn.functional.normalize(torch.randn(len(ATTRS), G.num_ws * G.w_dim), dim=1)
+    LinearDirections(ATTRS, d.reshape(len(ATTRS), G.num_ws, G.w_dim), torch.full((2,), 8.0)).save(
+        out / "directions.npz"
+    )
     spec = {
         "method": "latent",
         "generator": "generator",
         "transformers": "transformers",
         "classifier": "classifier",
+        "directions": "directions.npz",
         "layers": [0, 8],
     }
     (out / "bundle.json").write_text(json.dumps(spec, indent=2))
