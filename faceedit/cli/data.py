@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from faceedit.cli.common import Commands, parse_float, parse_int
+from faceedit.cli.training import add_restart_flag
 from faceedit.errors import FaceeditError
 
 
@@ -52,7 +53,8 @@ def register(commands: Commands) -> None:
         description=(
             "Train a CNN that predicts every avatar attribute and rendering parameter; "
             "writes an own-format model directory (config.json + model.safetensors) and "
-            "metrics.json with the validation accuracy."
+            "metrics.json with the validation accuracy, beside the run's checkpoint.pt and "
+            "run.json: re-running the same command resumes (--restart starts over)."
         ),
     )
     t.add_argument("--data", required=True, metavar="DIR", help="dataset from 'data avatars'")
@@ -69,6 +71,7 @@ def register(commands: Commands) -> None:
     t.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_restart_flag(t)
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -136,6 +139,7 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         OracleTrainConfig(**config_kwargs),
         model_config=model_config,
         progress=not args.quiet,
+        restart=args.restart,
     )
     m = result.metrics
     print(

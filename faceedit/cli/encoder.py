@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from faceedit.cli.common import Commands, parse_float, parse_int
+from faceedit.cli.training import add_restart_flag
 from faceedit.errors import FaceeditError
 
 
@@ -28,7 +29,8 @@ def register(commands: Commands) -> None:
             "the generator's own samples (known codes) and the dataset's images "
             "(reconstruction). Writes OUT/encoder/ (faceedit format, with metrics.json: "
             "reconstruction PSNR on the validation split), sample grids, losses and "
-            "checkpoint.pt; re-running the same command resumes."
+            "checkpoint.pt; re-running the same command resumes (a larger --steps extends "
+            "the run; --restart starts over)."
         ),
     )
     p.add_argument("--generator", required=True, metavar="G", help="StyleGAN2 generator")
@@ -68,6 +70,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_restart_flag(p)
 
     d = commands.add(
         "latents",
@@ -177,7 +180,7 @@ def run_train_encoder(args: argparse.Namespace) -> int:
         threads=None if args.threads is None else parse_int(args.threads, "--threads", 1),
         device=args.device,
     )
-    result = train_encoder(config, progress=not args.no_progress)
+    result = train_encoder(config, progress=not args.no_progress, restart=args.restart)
     m = result.metrics
     print(
         f"encoder saved to {result.encoder_dir} ({m['steps']} steps, {m['seconds']:.0f} s, "
