@@ -178,7 +178,7 @@ def load_training_checkpoint(
     """
     ck = TrainingCheckpoint.from_dict(read_checkpoint_file(path), str(path))
     if kind is not None and ck.kind != kind:
-        raise FaceeditError(f"{path}: a {ck.kind} checkpoint, not a {kind} one")
+        raise FaceeditError(f"{path}: {_a(ck.kind)} checkpoint, not {_a(kind)} one")
     return ck
 
 
@@ -205,12 +205,11 @@ def load_states(
             saved = getattr(checkpoint, part)
             for name, target in targets.items():
                 if name not in saved:
-                    raise KeyError(f"no {part}[{name!r}]")
+                    raise ValueError(f"it holds no {part}[{name!r}]")
                 target.load_state_dict(saved[name])
     except (KeyError, RuntimeError, ValueError) as e:
-        raise FaceeditError(
-            f"{source}: does not fit this run ({str(e).strip(chr(34)).splitlines()[0]})"
-        ) from None
+        text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        raise FaceeditError(f"{source}: does not fit this run ({text.splitlines()[0]})") from None
 
 
 # --------------------------------------------------------------------------- rng
@@ -332,15 +331,15 @@ def plan_run(out: str | os.PathLike, spec: RunSpec, restart: bool = False) -> Ru
     if record is None and checkpoint is None:
         raise FaceeditError(
             f"{out}: is not empty and holds no faceedit run; choose a new output directory "
-            f"(--restart starts over only a {spec.kind} run)"
+            f"(--restart starts over only {_a(spec.kind)} run)"
         )
     kind = record["kind"] if record is not None else checkpoint.kind
     if checkpoint is not None and checkpoint.kind != kind:
         kind = checkpoint.kind
     if kind != spec.kind:
         raise FaceeditError(
-            f"{out}: holds a {kind} run, not a {spec.kind} run; choose another output "
-            f"directory (--restart starts over only a {spec.kind} run)"
+            f"{out}: holds {_a(kind)} run, not {_a(spec.kind)} run; choose another output "
+            f"directory (--restart starts over only {_a(spec.kind)} run)"
         )
     stored_config = record["config"] if record is not None else checkpoint.config
     stored_identity = record["identity"] if record is not None else {}
@@ -348,7 +347,7 @@ def plan_run(out: str | os.PathLike, spec: RunSpec, restart: bool = False) -> Ru
     diff = diff or _difference(stored_identity, dict(spec.identity), frozenset())
     if diff is not None and not restart:
         raise FaceeditError(
-            f"{out}: holds a {kind} run with other settings ({diff}); re-run with its "
+            f"{out}: holds {_a(kind)} run with other settings ({diff}); re-run with its "
             "settings to resume it, or pass --restart to delete it and start over"
         )
     if restart:
@@ -447,6 +446,10 @@ def _difference(stored: Mapping[str, Any], current: Mapping[str, Any], may_chang
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _version() -> str:

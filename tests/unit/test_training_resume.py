@@ -352,7 +352,7 @@ def test_a_directory_with_other_files_or_another_kind_of_run_is_refused(
     shutil.copytree(finished["stylegan2"], other)
     before = _snapshot(other)
     for restart in (False, True):
-        with pytest.raises(FaceeditError, match="holds a stylegan2 run, not a attgan run"):
+        with pytest.raises(FaceeditError, match="holds a stylegan2 run, not an attgan run"):
             train_attgan_tiny(assets, other, restart=restart)
     assert _snapshot(other) == before
 
@@ -534,3 +534,19 @@ def test_plan_run_checks_the_directory_before_anything_is_written(tmp_path) -> N
     with pytest.raises(TypeError, match="must be a dataclass"):
         ckpt.config_dict(__import__("argparse").Namespace(a=1))
     assert dataclasses.asdict(config) == ckpt.config_dict(config)
+
+
+def test_a_checkpoint_that_does_not_fit_gives_one_line(tmp_path) -> None:
+    net = torch.nn.Linear(2, 2)
+    empty = ckpt.TrainingCheckpoint(kind="encoder", step=1, config={}, models={})
+    with pytest.raises(FaceeditError, match=r"x.pt: does not fit this run \(it holds no models"):
+        ckpt.load_states(empty, "x.pt", models={"E": net})
+    wrong = dataclasses.replace(empty, models={"E": torch.nn.Linear(3, 2).state_dict()})
+    with pytest.raises(FaceeditError, match="does not fit this run .*size mismatch"):
+        ckpt.load_states(wrong, "x.pt", models={"E": net})
+    path = ckpt.save_training_checkpoint(tmp_path / "c.pt", wrong)
+    with pytest.raises(FaceeditError, match="c.pt: an encoder checkpoint, not an oracle one"):
+        ckpt.load_training_checkpoint(path, kind="oracle")
+    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(FaceeditError, match="unreadable checkpoint"):
+        ckpt.load_training_checkpoint(tmp_path / "torn.pt")
