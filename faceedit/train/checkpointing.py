@@ -208,8 +208,9 @@ def load_states(
                     raise ValueError(f"it holds no {part}[{name!r}]")
                 target.load_state_dict(saved[name])
     except (KeyError, RuntimeError, ValueError) as e:
-        text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
-        raise FaceeditError(f"{source}: does not fit this run ({text.splitlines()[0]})") from None
+        text = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
+        text = text if len(text) <= 200 else text[:197] + "..."  # one line, with the reason
+        raise FaceeditError(f"{source}: does not fit this run ({text})") from None
 
 
 # --------------------------------------------------------------------------- rng
