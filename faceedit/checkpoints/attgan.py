@@ -43,8 +43,18 @@ def _strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
+def _release_view(obj: Any) -> Any:
+    """A faceedit training checkpoint (``layout_version``: its nets under ``models``, see
+    ``faceedit.train.checkpointing``) seen as the release's ``{"G", "D"}`` plus its
+    ``config``; anything else as it is."""
+    if isinstance(obj, dict) and "layout_version" in obj and isinstance(obj.get("models"), dict):
+        return {**obj["models"], "config": obj.get("config")}
+    return obj
+
+
 def matches(obj: Any) -> bool:
     """A release checkpoint: a dict whose ``G`` is a state dict with ``enc_layers`` keys."""
+    obj = _release_view(obj)
     if not isinstance(obj, dict) or not _is_state_dict(obj.get("G")):
         return False
     keys = _strip_module(obj["G"])
@@ -214,6 +224,7 @@ def build_attgan(
     from faceedit.nets.attgan import DEFAULT_ATTRS, AttGAN, AttGANConfig
     from faceedit.nets.base import load_state_dict_checked
 
+    obj = _release_view(obj)
     G_state = _strip_module(obj["G"])
     D_state = _strip_module(obj["D"]) if _is_state_dict(obj.get("D")) else None
     if setting is None:

@@ -10,6 +10,7 @@ import argparse
 import os
 
 from faceedit.cli.common import Commands, add_device, add_option, add_output, add_quiet
+from faceedit.cli.training import add_restart_flag, deprecated_resume_notice
 from faceedit.errors import FaceeditError
 
 
@@ -20,8 +21,9 @@ def register(commands: Commands) -> None:
         _train,
         group="train",
         description="Train an AttGAN from a YAML config (fields of the release's setting.txt; "
-        "see faceedit.train.attgan.AttGANTrainConfig). Multi-process: "
-        "torchrun --nproc_per_node N -m faceedit train attgan --config cfg.yaml",
+        "see faceedit.train.attgan.AttGANTrainConfig). Re-running the same command resumes "
+        "from OUT_DIR/checkpoint.pt (a larger max_steps or epochs extends the run). "
+        "Multi-process: torchrun --nproc_per_node N -m faceedit train attgan --config cfg.yaml",
     )
     p.add_argument("--config", required=True, help="YAML training config")
     p.add_argument(
@@ -29,8 +31,9 @@ def register(commands: Commands) -> None:
         nargs="?",
         const=True,
         default=None,
-        help="resume from OUT_DIR/checkpoint.pt, or from the given checkpoint",
+        help="deprecated, does nothing: re-running the same command resumes",
     )
+    add_restart_flag(p)
     add_output(
         p,
         "run directory (overrides out_dir of the config)",
@@ -93,10 +96,29 @@ def _train(args: argparse.Namespace) -> int:
     )
     if args.quiet:
         cfg = dataclasses.replace(cfg, progress=False)
-    run = train_attgan(cfg, resume=args.resume)
+    if args.resume is not None:
+        _check_deprecated_resume(args.resume, cfg.out_dir, args.restart)
+    run = train_attgan(cfg, restart=args.restart)
     if os.environ.get("RANK", "0") == "0":
         print(f"run written to {run}")
     return 0
+
+
+def _check_deprecated_resume(value: str | bool, out_dir: str, restart: bool) -> None:
+    """``--resume [PATH]``: a no-op now, unless it asks for what resuming cannot do."""
+    from pathlib import Path
+
+    from faceedit.train.checkpointing import CHECKPOINT_NAME
+
+    if restart:
+        raise FaceeditError("--resume and --restart contradict each other; --restart starts over")
+    own = Path(out_dir) / CHECKPOINT_NAME
+    if value is not True and Path(value).resolve() != own.resolve():
+        raise FaceeditError(
+            f"--resume {value}: a run resumes only from its own {own}; copy the checkpoint "
+            "there (or start from it with init_from)"
+        )
+    deprecated_resume_notice()
 
 
 def _eval(args: argparse.Namespace) -> int:

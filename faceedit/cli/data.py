@@ -19,6 +19,7 @@ from faceedit.cli.common import (
     parse_float,
     parse_int,
 )
+from faceedit.cli.training import add_restart_flag
 from faceedit.errors import FaceeditError
 
 
@@ -63,7 +64,8 @@ def register(commands: Commands) -> None:
         description=(
             "Train a CNN that predicts every avatar attribute and rendering parameter; "
             "writes an own-format model directory (config.json + model.safetensors) and "
-            "metrics.json with the validation accuracy."
+            "metrics.json with the validation accuracy, beside the run's checkpoint.pt and "
+            "run.json: re-running the same command resumes (--restart starts over)."
         ),
     )
     t.add_argument("--data", required=True, metavar="DIR", help="dataset from 'data avatars'")
@@ -80,6 +82,7 @@ def register(commands: Commands) -> None:
     add_device(t)
     t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     add_quiet(t)
+    add_restart_flag(t)
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -157,6 +160,7 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         OracleTrainConfig(**config_kwargs),
         model_config=model_config,
         progress=not args.quiet,
+        restart=args.restart,
     )
     m = result.metrics
     print(

@@ -23,6 +23,7 @@ from faceedit.cli.common import (
     parse_int,
     parse_range,
 )
+from faceedit.cli.training import add_restart_flag
 from faceedit.errors import FaceeditError
 
 
@@ -37,7 +38,8 @@ def register(commands: Commands) -> None:
             "the generator's own samples (known codes) and the dataset's images "
             "(reconstruction). Writes OUT/encoder/ (faceedit format, with metrics.json: "
             "reconstruction PSNR on the validation split), sample grids, losses and "
-            "checkpoint.pt; re-running the same command resumes."
+            "checkpoint.pt; re-running the same command resumes (a larger --steps extends "
+            "the run; --restart starts over)."
         ),
     )
     p.add_argument("--generator", required=True, metavar="G", help="StyleGAN2 generator")
@@ -77,6 +79,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     add_device(p)
     add_quiet(p, deprecated=("--no-progress",))
+    add_restart_flag(p)
 
     d = commands.add(
         "latents",
@@ -188,7 +191,7 @@ def run_train_encoder(args: argparse.Namespace) -> int:
         threads=None if args.threads is None else parse_int(args.threads, "--threads", 1),
         device=args.device,
     )
-    result = train_encoder(config, progress=not args.quiet)
+    result = train_encoder(config, progress=not args.quiet, restart=args.restart)
     m = result.metrics
     print(
         f"encoder saved to {result.encoder_dir} ({m['steps']} steps, {m['seconds']:.0f} s, "

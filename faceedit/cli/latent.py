@@ -20,6 +20,7 @@ from faceedit.cli.common import (
     add_quiet,
     parse_strengths,
 )
+from faceedit.cli.training import add_restart_flag, deprecated_resume_notice
 from faceedit.errors import FaceeditError
 
 
@@ -140,7 +141,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _train_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_device(p, help="auto, cpu, cuda or cuda:N (under torchrun: one GPU per rank)")
-    p.add_argument("--resume", action="store_true", help="continue OUTPUT/checkpoint.pt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="deprecated, does nothing: re-running the same command resumes",
+    )
+    add_restart_flag(p)
     add_quiet(p, deprecated=("--no-progress",))
 
 
@@ -270,13 +276,14 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     _check_positive(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
+    _resume_flags(args)
     dist, device = _distributed(args.device)
     try:
         result = train_classifier(
             data,
             out,
             config,
-            resume=args.resume,
+            restart=args.restart,
             progress=not args.quiet,
             dist=dist,
             device=device,
@@ -291,6 +298,13 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
         )
         print(f"wrote {out / 'classifier'}, {out / 'metrics.csv'}, {out / 'metrics.png'}")
     return 0
+
+
+def _resume_flags(args: argparse.Namespace) -> None:
+    if args.resume and args.restart:
+        raise FaceeditError("--resume and --restart contradict each other; --restart starts over")
+    if args.resume:
+        deprecated_resume_notice()
 
 
 def _distributed(device: str):
@@ -334,6 +348,7 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
         dense=args.dense,
         seed=args.seed,
     )
+    _resume_flags(args)
     dist, device = _distributed(args.device)
     try:
         result = train_transformers(
@@ -342,7 +357,7 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
             attrs,
             out,
             config,
-            resume=args.resume,
+            restart=args.restart,
             progress=not args.quiet,
             dist=dist,
             device=device,

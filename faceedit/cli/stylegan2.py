@@ -6,6 +6,7 @@ import argparse
 import os
 
 from faceedit.cli.common import Commands, add_device, add_output, add_quiet
+from faceedit.cli.training import add_restart_flag, notice
 
 
 def register(commands: Commands) -> None:
@@ -17,7 +18,8 @@ def register(commands: Commands) -> None:
         description=(
             "Train a StyleGAN2 generator on a folder of images. Settings come from --config "
             "(YAML with the fields of StyleGAN2TrainConfig) and the options below, which win. "
-            "Re-running the same command resumes from OUT/checkpoint.pt. Several processes: "
+            "Re-running the same command resumes from OUT/checkpoint.pt (a larger --steps "
+            "extends the run; --restart starts over). Several processes: "
             "torchrun --nproc_per_node N -m faceedit train stylegan2 ..."
         ),
     )
@@ -50,9 +52,8 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--d-warmup-steps", type=int, help="train only D for the first steps (with --init-from)"
     )
-    p.add_argument(
-        "--no-resume", action="store_true", help="start over even if a checkpoint exists"
-    )
+    add_restart_flag(p)
+    p.add_argument("--no-resume", action="store_true", help="deprecated spelling of --restart")
     add_quiet(p)
 
 
@@ -82,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     ]
     overrides = {f: getattr(args, "output" if f == "out" else f) for f in fields}
     config = load_yaml_config(args.config, StyleGAN2TrainConfig, **overrides)
-    export = train_stylegan2(config, resume=not args.no_resume, progress=not args.quiet)
+    if args.no_resume:
+        notice("--no-resume is deprecated: use --restart (it starts the run over)")
+    export = train_stylegan2(
+        config, restart=args.restart or args.no_resume, progress=not args.quiet
+    )
     if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per torchrun process
         print(f"generator written to {export}")
     return 0

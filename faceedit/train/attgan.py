@@ -34,9 +34,10 @@ Three additions for fine-tuning (none is in the release):
   only, reads any out-of-domain pattern where hair should vanish as "bald"; taught that
   such edits still show the source, it keeps asking the generator for a real change.
 
-Checkpoints hold G, D, both optimisers, the step, both configs and RNG states, and are
-written atomically; randomness per step comes from a generator seeded by
-``(seed, step, rank)``, so a resumed run continues exactly like an uninterrupted one.
+Checkpoints (:mod:`faceedit.train.checkpointing`: G, D, both optimisers, the step, both
+configs and RNG states) are written atomically; re-running the same command resumes.
+Randomness per step comes from a generator seeded by ``(seed, step, rank)``, so a
+resumed run continues exactly like an uninterrupted one.
 Runs in one process or under ``torchrun`` (DistributedDataParallel; gloo on CPU).
 """
 
@@ -56,11 +57,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceedit.errors import FaceeditError
+from faceedit.train.checkpointing import (
+    CHECKPOINT_NAME,  # noqa: F401  (where the run's checkpoint lives, for callers)
+    RunSpec,
+    TrainingCheckpoint,
+    capture_rng,
+    config_dict,
+    load_states,
+    plan_run,
+    restore_rng,
+    save_training_checkpoint,
+)
 from faceedit.train.common import RunLogger
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_NAME = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -334,40 +344,66 @@ def _epoch_batches(n: int, cfg: AttGANTrainConfig, epoch: int, rank: int, world:
     ]
 
 
+# settings a resumed run may change: its budget and bookkeeping (checkpointing.plan_run)
+MAY_CHANGE = frozenset(
+    {
+        "epochs",
+        "max_steps",
+        "num_workers",
+        "n_samples",
+        "save_interval",
+        "sample_interval",
+        "log_interval",
+        "out_dir",
+        "tensorboard",
+        "progress",
+        "device",
+    }
+)
+# what an AttGAN run writes into its directory (--restart deletes these)
+OUTPUTS = ("config.yaml", "setting.txt", "losses.jsonl", "tb", "samples", "model")
+
+
+def run_spec(cfg: AttGANTrainConfig) -> RunSpec:
+    """How :func:`~faceedit.train.checkpointing.plan_run` tells this run from another."""
+    return RunSpec("attgan", cfg, MAY_CHANGE, OUTPUTS)
+
+
 def train_attgan(
     cfg: AttGANTrainConfig,
-    resume: str | os.PathLike | bool | None = None,
+    restart: bool = False,
     stop_after: int | None = None,
 ) -> Path:
-    """Train (or resume) an AttGAN; returns the run directory.
+    """Train an AttGAN in ``cfg.out_dir``, resuming the run found there; returns it.
 
     Args:
-        cfg: the run's settings.
-        resume: a checkpoint path, or True for ``<out_dir>/checkpoint.pt``.
+        cfg: the run's settings. Re-running with the same settings (the step budget and
+            bookkeeping may differ) resumes from ``checkpoint.pt``; other settings in a
+            directory that holds a run are refused unless ``restart``.
+        restart: delete the run found in ``cfg.out_dir`` (its own files only) and start
+            over.
         stop_after: stop once this global step is reached (a checkpoint is written),
             without changing the schedule that ``max_steps``/``epochs`` define.
 
-    The run directory holds ``config.yaml``, ``setting.txt``, ``losses.jsonl``, ``tb/``
-    (TensorBoard), ``samples/``, ``checkpoint.pt`` and, at the end, ``model/`` (the
-    trained AttGAN in faceedit's own format).
+    The run directory holds ``run.json``, ``config.yaml``, ``setting.txt``,
+    ``losses.jsonl``, ``tb/`` (TensorBoard), ``samples/``, ``checkpoint.pt`` and, at the
+    end, ``model/`` (the trained AttGAN in faceedit's own format).
     """
     from tqdm.auto import tqdm
 
-    from faceedit.train.common import (
+    from faceedit.train.common import resolve_device
+    from faceedit.train.distributed import (
         barrier,
         cleanup_distributed,
-        load_checkpoint,
-        resolve_device,
-        rng_state,
-        save_checkpoint,
-        set_rng_state,
         setup_distributed,
+        wrap_ddp,
     )
 
     dist_info = setup_distributed()
     rank, world = dist_info.rank, dist_info.world_size
     run_dir = Path(cfg.out_dir)
     try:
+        plan = plan_run(run_dir, run_spec(cfg), restart=restart)
         dataset = make_dataset(cfg, "train")
         spe = len(dataset) // (cfg.batch_size * world)
         if spe == 0:
@@ -385,32 +421,24 @@ def train_attgan(
         opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
         opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=betas)
         step = 0
-        if resume:
-            ck_path = run_dir / CHECKPOINT_NAME if resume is True else Path(resume)
-            ck = load_checkpoint(ck_path)
-            try:
-                G.load_state_dict(ck["G"])
-                D.load_state_dict(ck["D"])
-                opt_G.load_state_dict(ck["optim_G"])
-                opt_D.load_state_dict(ck["optim_D"])
-            except (KeyError, RuntimeError, ValueError) as e:
-                raise FaceeditError(
-                    f"{ck_path}: does not fit this config ({str(e).splitlines()[0]})"
-                ) from None
-            step = int(ck["step"])
-            set_rng_state(ck.get("rng", {}))
+        if plan.checkpoint is not None:
+            ck = plan.checkpoint
+            load_states(
+                ck,
+                plan.checkpoint_path,
+                models={"G": G, "D": D},
+                optimizers={"G": opt_G, "D": opt_D},
+            )
+            step = int(ck.step)
+            restore_rng(ck.rng)
         elif cfg.init_from:
             _init_from(model, cfg.init_from)
 
         g_step, d_step = _GenStep(G), _DisStep(D)
         d_plain = d_step
-        if dist_info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [device.index] if device.type == "cuda" else None
-            g_step, d_step = DDP(g_step, device_ids=ids), DDP(d_step, device_ids=ids)
+        g_step, d_step = wrap_ddp(g_step, dist_info, device), wrap_ddp(d_step, dist_info, device)
+        plan.begin(dist_info)
         if dist_info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
             _write_run_files(run_dir, cfg)
         logger = (
             RunLogger(run_dir, cfg.tensorboard, tb_subdir="tb", resume_step=step)
@@ -485,20 +513,19 @@ def train_attgan(
                 if step % cfg.sample_interval == 0 or step == end:
                     _write_samples(run_dir, logger, G, samples, cfg, step)
             if dist_info.is_main and (step % cfg.save_interval == 0 or step == end):
-                save_checkpoint(
-                    run_dir / CHECKPOINT_NAME,
-                    {
-                        "G": G.state_dict(),
-                        "D": D.state_dict(),
-                        "optim_G": opt_G.state_dict(),
-                        "optim_D": opt_D.state_dict(),
-                        "step": step,
-                        "config": cfg.setting(),
-                        "model_config": dataclasses.asdict(model.config),
-                        "rng": rng_state(),
-                        "world_size": world,
-                        "faceedit_version": _version(),
-                    },
+                save_training_checkpoint(
+                    plan.checkpoint_path,
+                    TrainingCheckpoint(
+                        kind="attgan",
+                        step=step,
+                        epoch=step // spe,
+                        config=config_dict(cfg),
+                        models={"G": G.state_dict(), "D": D.state_dict()},
+                        optimizers={"G": opt_G.state_dict(), "D": opt_D.state_dict()},
+                        rng=capture_rng(),
+                        model_config=dataclasses.asdict(model.config),
+                        world_size=world,
+                    ),
                 )
         bar.close()
         if dist_info.enabled:
@@ -744,12 +771,6 @@ def _write_samples(run_dir: Path, logger: RunLogger, G, samples, cfg, step: int)
     (run_dir / "samples").mkdir(exist_ok=True)
     save_grid(run_dir / "samples" / f"step_{step:08d}.png", grid)
     logger.image(step, "samples", grid)
-
-
-def _version() -> str:
-    from faceedit import __version__
-
-    return __version__
 
 
 def finite_or_raise(values: dict[str, float]) -> None:

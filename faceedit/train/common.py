@@ -1,110 +1,27 @@
-"""Small helpers shared by the training loops: checkpoints, distributed set-up, plots.
+"""Small helpers shared by the training loops: configs from YAML, the run logger, loss
+plots, the device.
 
-Training checkpoints are plain ``torch.save`` dicts of tensors and containers (readable
-with ``weights_only=True``), written to a temporary file and renamed so that a crash
-never leaves a half-written checkpoint. Multi-process training follows ``torchrun``
-(``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment) + DistributedDataParallel;
-without those variables everything runs in one process.
+Checkpoints and the resume rule live in :mod:`faceedit.train.checkpointing`, the
+``torchrun`` helpers in :mod:`faceedit.train.distributed` (re-exported here).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from faceedit.errors import FaceeditError
-
-
-def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
-    """``torch.save(state)`` to ``path`` atomically (temporary file + rename)."""
-    from faceedit.fileio import atomic_path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (no code is executed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FaceeditError(f"{path}: no checkpoint to resume from")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, unpickling refusal, ...
-        raise FaceeditError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
-    if not isinstance(obj, dict):
-        raise FaceeditError(f"{path}: not a faceedit training checkpoint")
-    return obj
-
-
-def rng_state() -> dict[str, Any]:
-    """The CPU torch RNG state (saved in checkpoints so a resumed run continues it)."""
-    return {"torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    if "torch" in state:
-        torch.set_rng_state(state["torch"])
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process stands: ``rank`` of ``world_size`` (1 without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(backend: str | None = None) -> DistInfo:
-    """Join the ``torchrun`` process group if the environment asks for one.
-
-    Uses ``gloo`` on CPU (and ``nccl`` when CUDA is available, unless ``backend`` says
-    otherwise). Returns ``DistInfo()`` (one process) when ``WORLD_SIZE`` is unset or 1.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistInfo()
-    import torch.distributed as dist
-
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        if backend is None:
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
-
-
-def cleanup_distributed(info: DistInfo) -> None:
-    if info.enabled:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
+from faceedit.train.distributed import (  # noqa: F401  (the loops' and CLI's import path)
+    DistInfo,
+    barrier,
+    cleanup_distributed,
+    distributed,
+    setup_distributed,
+)
 
 
 def write_loss_plot(

@@ -22,8 +22,8 @@ The reconstruction PSNR on held-out (validation-split) images, and on the genera
 own samples (where a perfect inverse exists), is measured every ``eval_every`` steps
 and at the end.
 
-Files in the run directory: ``config.json``, ``checkpoint.pt`` (resume by re-running
-the same command), ``losses.jsonl``, ``losses.png``, ``samples/step_XXXXXX.png``
+Files in the run directory: ``run.json``, ``config.json``, ``checkpoint.pt`` (resume by
+re-running the same command; see :mod:`faceedit.train.checkpointing`), ``losses.jsonl``, ``losses.png``, ``samples/step_XXXXXX.png``
 (input | reconstruction), ``reconstructions.png`` and ``encoder/`` (faceedit's format,
 with ``metrics.json``).
 """
@@ -47,6 +47,16 @@ from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import DataError, FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
+from faceedit.train.checkpointing import (
+    RunSpec,
+    TrainingCheckpoint,
+    capture_rng,
+    config_dict,
+    load_states,
+    plan_run,
+    restore_rng,
+    save_training_checkpoint,
+)
 from faceedit.train.stylegan2 import mixed_ws
 from faceedit.units import DECIBEL, FRACTION, SECONDS, with_units
 
@@ -103,11 +113,6 @@ class EncoderTrainConfig:
             raise FaceeditError(f"max_images must be at least 1, got {self.max_images}")
         if self.threads is not None and self.threads < 1:
             raise FaceeditError(f"threads must be at least 1, got {self.threads}")
-
-    def model_keys(self) -> dict[str, Any]:
-        """The settings a checkpoint must share with the run that resumes it."""
-        keys = ("channel_base", "channel_max", "head_channels")
-        return {k: getattr(self, k) for k in keys}
 
 
 # --------------------------------------------------------------------------- data
@@ -405,35 +410,45 @@ def _cosine_lr(base: float, step: int, total: int) -> float:
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderTrainResult:
-    """Train (or resume) an encoder run in ``config.out``; see the module docstring.
+# settings a resumed run may change: its budget and bookkeeping (checkpointing.plan_run)
+MAY_CHANGE = frozenset(
+    {"out", "steps", "max_val", "eval_every", "checkpoint_every", "threads", "device"}
+)
+# what an encoder run writes into its directory (--restart deletes these)
+OUTPUTS = (
+    "config.json",
+    "samples",
+    "losses.jsonl",
+    "losses.png",
+    "tensorboard",
+    "reconstructions.png",
+    "encoder",
+)
+
+
+def run_spec(config: EncoderTrainConfig) -> RunSpec:
+    """How :func:`~faceedit.train.checkpointing.plan_run` tells this run from another."""
+    return RunSpec("encoder", config, MAY_CHANGE, OUTPUTS)
+
+
+def train_encoder(
+    config: EncoderTrainConfig, progress: bool = True, restart: bool = False
+) -> EncoderTrainResult:
+    """Train an encoder run in ``config.out``, resuming the run found there; see the
+    module docstring. A larger ``steps`` extends a run; other settings in a directory
+    that holds a run are refused unless ``restart`` (deletes that run, starts over).
 
     Raises:
         FaceeditError: bad generator, dataset, output directory or checkpoint.
     """
     from tqdm import tqdm
 
-    from faceedit.train.common import (
-        RunLogger,
-        load_checkpoint,
-        resolve_device,
-        save_checkpoint,
-        write_loss_plot,
-    )
+    from faceedit.train.common import RunLogger, resolve_device, write_loss_plot
     from faceedit.viz import save_grid
 
     out = Path(config.out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
-    if out.exists() and not out.is_dir():
-        raise FaceeditError(f"{out}: exists and is not a directory")
-    ckpt_path = out / "checkpoint.pt"
-    if out.is_dir() and any(out.iterdir()) and not ckpt_path.is_file():
-        raise FaceeditError(
-            f"{out}: already exists, is not empty and holds no checkpoint.pt to resume; "
-            "choose a new output directory"
-        )
+    plan = plan_run(out, run_spec(config), restart=restart)
+    ckpt_path = plan.checkpoint_path
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -465,41 +480,37 @@ def train_encoder(config: EncoderTrainConfig, progress: bool = True) -> EncoderT
     opt = torch.optim.Adam(E.parameters(), lr=config.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(config.seed)
     step = 0
-    if ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path)
-        saved = ckpt.get("config", {})
-        mine = config.model_keys()
-        if {k: saved.get(k) for k in mine} != mine or ckpt.get("encoder_config") != (
-            dataclasses.asdict(model_config)
-        ):
+    if plan.checkpoint is not None:
+        ckpt = plan.checkpoint
+        if ckpt.model_config is not None and ckpt.model_config != dataclasses.asdict(model_config):
             raise FaceeditError(
-                f"{ckpt_path}: was written by a run with other model settings or another "
-                "generator; choose a new output directory"
+                f"{ckpt_path}: was written for an encoder of another generator; re-run with "
+                "its settings to resume it, or pass --restart to delete it and start over"
             )
-        E.load_state_dict(ckpt["E"])
-        opt.load_state_dict(ckpt["opt"])
-        gen.set_state(ckpt["sampler_rng"])
-        torch.set_rng_state(ckpt["rng"])
-        step = int(ckpt["step"])
+        load_states(ckpt, ckpt_path, models={"E": E}, optimizers={"E": opt})
+        restore_rng(ckpt.rng, {"sampler": gen})
+        step = int(ckpt.step)
         print(f"resumed {ckpt_path} at step {step}")
-    out.mkdir(parents=True, exist_ok=True)
+    plan.begin()
     (out / "samples").mkdir(exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    from faceedit.fileio import atomic_write_text
+
+    atomic_write_text(out / "config.json", json.dumps(config_dict(config), indent=2) + "\n")
     logger = RunLogger(out, resume_step=step)
     grid_images = val.images[:8]
 
     def checkpoint() -> None:
-        save_checkpoint(
+        save_training_checkpoint(
             ckpt_path,
-            {
-                "E": E.state_dict(),
-                "opt": opt.state_dict(),
-                "step": step,
-                "rng": torch.get_rng_state(),
-                "sampler_rng": gen.get_state(),
-                "config": dataclasses.asdict(config),
-                "encoder_config": dataclasses.asdict(model_config),
-            },
+            TrainingCheckpoint(
+                kind="encoder",
+                step=step,
+                config=config_dict(config),
+                models={"E": E.state_dict()},
+                optimizers={"E": opt.state_dict()},
+                rng=capture_rng({"sampler": [gen.get_state()]}),
+                model_config=dataclasses.asdict(model_config),
+            ),
         )
 
     bar = tqdm(total=config.steps, initial=step, desc="encoder", unit="step", disable=not progress)

@@ -46,17 +46,26 @@ from faceedit.nets.latent import (
     classifier_preset,
     get_coeff,
 )
-from faceedit.train.common import (
-    DistInfo,
-    barrier,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    write_loss_plot,
+from faceedit.train.checkpointing import (
+    CHECKPOINT_NAME,
+    RunSpec,
+    TrainingCheckpoint,
+    capture_rng,
+    config_dict,
+    fingerprint,
+    load_states,
+    plan_run,
+    restore_rng,
+    save_training_checkpoint,
 )
+from faceedit.train.common import write_loss_plot
+from faceedit.train.distributed import DistInfo, barrier, wrap_ddp
 
-CHECKPOINT_NAME = "checkpoint.pt"
+# settings a resumed run may change: its budget and bookkeeping (checkpointing.plan_run)
+MAY_CHANGE = frozenset({"epochs", "log_every"})
+# what each run writes into its directory (--restart deletes these)
+CLASSIFIER_OUTPUTS = ("classifier", "metrics.csv", "metrics.png", "loss.png", "train_config.json")
+TRANSFORMER_OUTPUTS = ("tnet_*", "plots", "history.json", "train_config.json")
 
 
 # --------------------------------------------------------------------------- configs
@@ -138,24 +147,31 @@ def _check_dataset(data: LatentDataset, num_ws: int, w_dim: int, n_attrs: int) -
         raise DataError(f"labels have {data.labels.shape[1]} columns, the model {n_attrs}")
 
 
-def _resume_state(out_dir: Path, resume: bool, kind: str, config: Any) -> dict | None:
-    path = out_dir / CHECKPOINT_NAME
-    if not resume:
-        return None
-    state = load_checkpoint(path)
-    if state.get("kind") != kind:
-        raise FaceeditError(f"{path}: a {state.get('kind')!r} checkpoint, expected {kind!r}")
-    return state
+def classifier_run_spec(
+    config: ClassifierTrainConfig, data: LatentDataset, model_config: Any
+) -> RunSpec:
+    """A classifier run is its config, its data and the architecture they give."""
+    identity = {
+        "data": fingerprint(data.codes, data.labels),
+        "attr_names": list(data.attr_names),
+        "model_config": asdict(model_config),
+    }
+    return RunSpec("latent_classifier", config, MAY_CHANGE, CLASSIFIER_OUTPUTS, identity)
 
 
-def _ddp(module: nn.Module, dist: DistInfo, device: torch.device) -> nn.Module:
-    if not dist.enabled:
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-
-    if device.type == "cuda":
-        return DistributedDataParallel(module, device_ids=[device])
-    return DistributedDataParallel(module)
+def transformer_run_spec(
+    config: TransformerTrainConfig,
+    data: LatentDataset,
+    classifier: LatentClassifier,
+    names: list[str],
+) -> RunSpec:
+    """A transformer run is its config, its data, its attributes and the classifier."""
+    identity = {
+        "data": fingerprint(data.codes, data.labels),
+        "attrs": list(names),
+        "classifier": fingerprint(classifier.state_dict()),
+    }
+    return RunSpec("latent_transformer", config, MAY_CHANGE, TRANSFORMER_OUTPUTS, identity)
 
 
 # --------------------------------------------------------------------------- classifier
@@ -268,16 +284,18 @@ def train_classifier(
     data: LatentDataset,
     out_dir: str | os.PathLike,
     config: ClassifierTrainConfig = ClassifierTrainConfig(),
-    resume: bool = False,
+    restart: bool = False,
     progress: bool = True,
     dist: DistInfo = DistInfo(),
     device: str | torch.device = "cpu",
 ) -> ClassifierTrainResult:
     """Train a :class:`LatentClassifier` on the first 90 % of ``data``.
 
-    Writes into ``out_dir``: ``classifier/`` (own format), ``checkpoint.pt`` (after every
-    epoch; ``resume=True`` continues it), ``metrics.csv``/``metrics.png`` (validation
-    accuracy, precision, recall per attribute), ``loss.png`` and ``train_config.json``.
+    Writes into ``out_dir``: ``run.json``, ``classifier/`` (own format), ``checkpoint.pt``
+    (after every epoch; re-running with the same settings and data resumes it, more
+    ``epochs`` extend it; other settings are refused unless ``restart``, which deletes
+    that run and starts over), ``metrics.csv``/``metrics.png`` (validation accuracy,
+    precision, recall per attribute), ``loss.png`` and ``train_config.json``.
     """
     out_dir = Path(out_dir)
     num_ws, w_dim = int(data.codes.shape[1]), int(data.codes.shape[2])
@@ -303,24 +321,28 @@ def train_classifier(
     if len(train_codes) < 1:
         raise DataError("no training codes after the 90/10 split")
 
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_run(out_dir, classifier_run_spec(config, data, model_config), restart=restart)
     torch.manual_seed(config.seed)
     device = torch.device(device)
     model = LatentClassifier(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
-    start_epoch, losses = 0, []
-    state = _resume_state(out_dir, resume, "latent_classifier", config)
+    start_epoch, losses, step = 0, [], 0
+    state = plan.checkpoint
     if state is not None:
-        if state["model_config"] != asdict(model_config):
+        if state.model_config != asdict(model_config):
             raise FaceeditError(f"{out_dir / CHECKPOINT_NAME}: saved for a different classifier")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, losses = int(state["epoch"]) + 1, list(state["losses"])
-        set_rng_state(state["rng"])
-    net = _ddp(model, dist, device)
+        load_states(
+            state,
+            plan.checkpoint_path,
+            models={"classifier": model},
+            optimizers={"classifier": optimizer},
+            schedulers={"classifier": scheduler},
+        )
+        start_epoch, losses, step = int(state.epoch), list(state.extra["losses"]), state.step
+        restore_rng(state.rng)
+    plan.begin(dist)
+    net = wrap_ddp(model, dist, device)
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -335,6 +357,7 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            step += 1
             running.append(loss.item())
             if len(running) == config.log_every:
                 losses.append(float(np.mean(running)))
@@ -344,20 +367,21 @@ def train_classifier(
             losses.append(float(np.mean(running)))
         scheduler.step()
         if dist.is_main:
-            save_checkpoint(
-                out_dir / CHECKPOINT_NAME,
-                {
-                    "kind": "latent_classifier",
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "model_config": asdict(model_config),
-                    "train_config": asdict(config),
-                    "losses": losses,
-                    "rng": rng_state(),
-                    "faceedit_version": _version(),
-                },
+            save_training_checkpoint(
+                plan.checkpoint_path,
+                TrainingCheckpoint(
+                    kind="latent_classifier",
+                    step=step,
+                    epoch=epoch + 1,
+                    config=config_dict(config),
+                    models={"classifier": model.state_dict()},
+                    optimizers={"classifier": optimizer.state_dict()},
+                    schedulers={"classifier": scheduler.state_dict()},
+                    rng=capture_rng(),
+                    model_config=asdict(model_config),
+                    world_size=dist.world_size,
+                    extra={"losses": losses},
+                ),
             )
         barrier(dist)
 
@@ -493,7 +517,7 @@ def train_transformers(
     attrs: list[int],
     out_dir: str | os.PathLike,
     config: TransformerTrainConfig = TransformerTrainConfig(),
-    resume: bool = False,
+    restart: bool = False,
     progress: bool = True,
     dist: DistInfo = DistInfo(),
     max_bank_bytes: int = 32 * 2**30,
@@ -501,8 +525,10 @@ def train_transformers(
 ) -> TransformerTrainResult:
     """Train one transformer per attribute index in ``attrs``, all in one batched loop.
 
-    Writes into ``out_dir``: ``tnet_{Name}/`` per attribute (own format),
-    ``checkpoint.pt`` after every epoch (``resume=True`` continues it),
+    Writes into ``out_dir``: ``run.json``, ``tnet_{Name}/`` per attribute (own format),
+    ``checkpoint.pt`` after every epoch (re-running with the same settings, data,
+    attributes and classifier resumes it, more ``epochs`` extend it; anything else is
+    refused unless ``restart``, which deletes that run and starts over),
     ``plots/loss_{Name}.png``, ``history.json`` and ``train_config.json``.
     Raises :class:`FaceeditError` before training when the bank would need more than
     ``max_bank_bytes`` (dense 9216 x 9216 maps cost 1.3 GiB per attribute).
@@ -530,6 +556,7 @@ def train_transformers(
             f"training {len(attrs)} {'dense ' if config.dense else ''}transformer(s) together "
             f"needs about {needed / 2**30:.1f} GiB; train fewer attributes per run"
         )
+    plan = plan_run(out_dir, transformer_run_spec(config, data, classifier, names), restart=restart)
     classifier = classifier.eval().to(device)
     for p in classifier.parameters():
         p.requires_grad_(False)
@@ -539,33 +566,31 @@ def train_transformers(
     optimizer = make_adam(bank.parameters(), config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
     history = {n: {"attr": [], "rec": [], "reg": [], "total": []} for n in names}
-    start_epoch = 0
-    state = _resume_state(out_dir, resume, "latent_transformer", config)
+    start_epoch, step = 0, 0
+    state = plan.checkpoint
     if state is not None:
-        if list(state["attrs"]) != names:
+        if list(state.extra["attrs"]) != names:
             raise FaceeditError(
-                f"{out_dir / CHECKPOINT_NAME}: trains {list(state['attrs'])}, not {names}"
+                f"{out_dir / CHECKPOINT_NAME}: trains {list(state.extra['attrs'])}, not {names}"
             )
-        saved = tuple(state["bank"]["weight"].shape)
+        saved = tuple(state.models["transformers"]["weight"].shape)
         if saved != tuple(bank.weight.shape):
             raise FaceeditError(
                 f"{out_dir / CHECKPOINT_NAME}: saved transformers have weights {saved}, this "
                 f"run needs {tuple(bank.weight.shape)} (different --dense or codes?)"
             )
-        try:
-            bank.load_state_dict(state["bank"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise FaceeditError(
-                f"{out_dir / CHECKPOINT_NAME}: does not fit this run: {str(e).splitlines()[0]}"
-            ) from None
-        history = state["history"]
-        start_epoch = int(state["epoch"]) + 1
-        set_rng_state(state["rng"])
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    net = _ddp(bank, dist, device)
+        load_states(
+            state,
+            plan.checkpoint_path,
+            models={"transformers": bank},
+            optimizers={"transformers": optimizer},
+            schedulers={"transformers": scheduler},
+        )
+        history = state.extra["history"]
+        start_epoch, step = int(state.epoch), int(state.step)
+        restore_rng(state.rng)
+    plan.begin(dist)
+    net = wrap_ddp(bank, dist, device)
 
     for epoch in range(start_epoch, config.epochs):
         bank.train()
@@ -582,6 +607,7 @@ def train_transformers(
             optimizer.zero_grad(set_to_none=True)
             losses["total"].sum().backward()
             optimizer.step()
+            step += 1
             running.append(
                 torch.stack([losses[key].detach() for key in ("attr", "rec", "reg", "total")])
             )
@@ -593,20 +619,21 @@ def train_transformers(
             _log(history, names, running)
         scheduler.step()
         if dist.is_main:
-            save_checkpoint(
-                out_dir / CHECKPOINT_NAME,
-                {
-                    "kind": "latent_transformer",
-                    "epoch": epoch,
-                    "attrs": names,
-                    "bank": bank.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "train_config": asdict(config),
-                    "history": history,
-                    "rng": rng_state(),
-                    "faceedit_version": _version(),
-                },
+            save_training_checkpoint(
+                plan.checkpoint_path,
+                TrainingCheckpoint(
+                    kind="latent_transformer",
+                    step=step,
+                    epoch=epoch + 1,
+                    config=config_dict(config),
+                    models={"transformers": bank.state_dict()},
+                    optimizers={"transformers": optimizer.state_dict()},
+                    schedulers={"transformers": scheduler.state_dict()},
+                    rng=capture_rng(),
+                    model_config=asdict(t_config),
+                    world_size=dist.world_size,
+                    extra={"attrs": names, "history": history},
+                ),
             )
         barrier(dist)
 
@@ -643,12 +670,6 @@ def _log(history: dict, names: list[str], running: list[torch.Tensor]) -> None:
     for k, n in enumerate(names):
         for j, key in enumerate(("attr", "rec", "reg", "total")):
             history[n][key].append(float(mean[j, k]))
-
-
-def _version() -> str:
-    from faceedit import __version__
-
-    return __version__
 
 
 def with_overrides(config: Any, **kwargs: Any) -> Any:

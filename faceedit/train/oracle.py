@@ -5,6 +5,11 @@ its ``train`` split for training and ``val`` split for the reported accuracy. Lo
 binary cross-entropy over the attributes plus the mean over parameter heads of the
 cross-entropy, where a parameter that does not show in the image (hair colour under a
 hat, ...) is left out. Adam with decoupled weight decay, one-cycle learning rate.
+
+The output directory is the model directory (``config.json`` + ``model.safetensors``,
+``metrics.json``) and the run directory at once: ``run.json`` and ``checkpoint.pt``
+(:mod:`faceedit.train.checkpointing`) sit beside the model, so re-running the same
+command resumes an interrupted run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,22 @@ import torch.nn.functional as F
 
 from faceedit.errors import FaceeditError
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
+from faceedit.train.checkpointing import (
+    RunSpec,
+    TrainingCheckpoint,
+    capture_rng,
+    config_dict,
+    load_states,
+    plan_run,
+    restore_rng,
+    save_training_checkpoint,
+)
+
+# settings a resumed run may change (checkpointing.plan_run); not ``epochs``: the
+# one-cycle schedule spans the whole run, so a longer run is another run
+MAY_CHANGE = frozenset({"max_val", "device", "threads", "checkpoint_every"})
+# what an oracle run writes into its directory (--restart deletes these)
+OUTPUTS = ("config.json", "model.safetensors", "metrics.json")
 
 
 @dataclass(frozen=True)
@@ -38,10 +59,13 @@ class OracleTrainConfig:
     max_val: int | None = None
     device: str = "cpu"
     threads: int | None = None
+    checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0:
             raise FaceeditError("epochs, batch size and learning rate must be positive")
+        if self.checkpoint_every < 1:
+            raise FaceeditError(f"checkpoint_every must be positive, got {self.checkpoint_every}")
         for name in ("max_train", "max_val"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -142,18 +166,31 @@ def evaluate_oracle(
     }
 
 
+def run_spec(
+    config: OracleTrainConfig, model_config: AvatarOracleConfig, data_dir: str | os.PathLike
+) -> RunSpec:
+    """An oracle run is its config, its architecture and its dataset."""
+    identity = {"data": str(data_dir), "model_config": asdict(model_config)}
+    return RunSpec("oracle", config, MAY_CHANGE, OUTPUTS, identity)
+
+
 def train_oracle(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: OracleTrainConfig = OracleTrainConfig(),
     model_config: AvatarOracleConfig | None = None,
     progress: bool = True,
+    restart: bool = False,
+    stop_after: int | None = None,
 ) -> OracleTrainResult:
     """Train an oracle on ``data_dir``'s train split, save it to ``out_dir``.
 
     ``out_dir`` receives ``config.json`` + ``model.safetensors`` (load with
-    ``faceedit.load``; the metadata holds the metrics and this config) and
-    ``metrics.json``.
+    ``faceedit.load``; the metadata holds the metrics and this config), ``metrics.json``
+    and the run's ``run.json`` and ``checkpoint.pt``. Re-running with the same settings
+    resumes (a finished run is evaluated and saved again); other settings are refused
+    unless ``restart``, which deletes that run's files and starts over. ``stop_after``
+    stops once that many steps are done (a checkpoint is written, no model yet).
 
     Raises:
         FaceeditError: a bad dataset or output directory.
@@ -163,19 +200,14 @@ def train_oracle(
     from faceedit.data.avatars import load_arrays
 
     out = Path(out_dir)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FaceeditError(f"{out}: parent directory {parent} does not exist")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FaceeditError(
-            f"{out}: already exists and is not empty; choose a new output directory"
-        )
+    if model_config is None:
+        model_config = default_oracle_config(load_arrays(data_dir, "train", limit=1))
+    plan = plan_run(out, run_spec(config, model_config, data_dir), restart=restart)
     if config.threads:
         torch.set_num_threads(config.threads)
     start = time.perf_counter()
     train = load_arrays(data_dir, "train", limit=config.max_train, progress=progress)
     val = load_arrays(data_dir, "val", limit=config.max_val, progress=progress)
-    model_config = model_config or default_oracle_config(train)
     if model_config.img_size != train.images.shape[1]:
         raise FaceeditError(
             f"{data_dir}: images are {train.images.shape[1]} px, the oracle expects "
@@ -184,6 +216,7 @@ def train_oracle(
     device = torch.device(config.device)
     n = len(train.images)
     steps = max(1, math.ceil(config.epochs * n / config.batch_size))
+    end = steps if stop_after is None else min(steps, stop_after)
     losses: list[float] = []
     # a private RNG stream: training neither reads nor changes the global torch seed
     with torch.random.fork_rng(devices=[]):
@@ -193,10 +226,43 @@ def train_oracle(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
         gen = torch.Generator().manual_seed(config.seed)
         order = torch.randperm(n, generator=gen)
-        pos = 0
+        pos, step = 0, 0
+        if plan.checkpoint is not None:
+            ck = plan.checkpoint
+            load_states(
+                ck,
+                plan.checkpoint_path,
+                models={"oracle": model},
+                optimizers={"oracle": opt},
+                schedulers={"oracle": sched},
+            )
+            restore_rng(ck.rng, {"order": gen})
+            order, pos, step = ck.extra["order"], int(ck.extra["pos"]), int(ck.step)
+            losses = list(ck.extra["losses"])
+        plan.begin()
+
+        def checkpoint() -> None:
+            save_training_checkpoint(
+                plan.checkpoint_path,
+                TrainingCheckpoint(
+                    kind="oracle",
+                    step=step,
+                    epoch=step * config.batch_size // n,
+                    config=config_dict(config),
+                    models={"oracle": model.state_dict()},
+                    optimizers={"oracle": opt.state_dict()},
+                    schedulers={"oracle": sched.state_dict()},
+                    rng=capture_rng({"order": [gen.get_state()]}),
+                    model_config=asdict(model_config),
+                    extra={"order": order, "pos": pos, "losses": losses},
+                ),
+            )
+
         model.train()
-        bar = tqdm(range(steps), desc="oracle", unit="step", disable=not progress)
-        for _ in bar:
+        bar = tqdm(
+            total=end, initial=min(step, end), desc="oracle", unit="step", disable=not progress
+        )
+        while step < end:
             if pos + config.batch_size > n and pos > 0:
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos : pos + config.batch_size].numpy()
@@ -209,14 +275,20 @@ def train_oracle(
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
             losses.append(float(loss.detach()))
+            bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if step % config.checkpoint_every == 0 or step == end:
+                checkpoint()
         bar.close()
     metrics = evaluate_oracle(model, val, device=str(device))
     seconds = time.perf_counter() - start
     metrics["seconds"] = seconds
     metrics["steps"] = steps
     metrics["train_images"] = n
+    if step < steps:  # stopped early: the checkpoint holds the run, no model yet
+        return OracleTrainResult(out_dir=out, metrics=metrics, losses=losses, seconds=seconds)
     meta = {
         "metrics": {
             k: metrics[k] for k in ("attr_accuracy", "param_accuracy", "all_attrs_correct")
@@ -225,9 +297,10 @@ def train_oracle(
         "data": str(data_dir),
     }
     model.cpu().eval().save_pretrained(out, metadata=meta)
+    from faceedit.fileio import atomic_write_text
     from faceedit.units import FRACTION, SECONDS, with_units
 
     rates = ("attr_accuracy", "param_accuracy", "all_attrs_correct", "attrs", "params")
     on_disk = with_units(metrics, **dict.fromkeys(rates, FRACTION), seconds=SECONDS)
-    (out / "metrics.json").write_text(json.dumps(on_disk, indent=2) + "\n", "utf-8")
+    atomic_write_text(out / "metrics.json", json.dumps(on_disk, indent=2) + "\n")
     return OracleTrainResult(out_dir=out, metrics=metrics, losses=losses, seconds=seconds)

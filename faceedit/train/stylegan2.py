@@ -39,18 +39,35 @@ from faceedit.nets.stylegan2 import (
     StyleGAN2DiscriminatorConfig,
     StyleGAN2Generator,
 )
-from faceedit.train.common import (
+from faceedit.train.checkpointing import (
+    RunSpec,
+    TrainingCheckpoint,
+    capture_rng,
+    config_dict,
+    load_states,
+    plan_run,
+    restore_rng,
+    save_training_checkpoint,
+)
+from faceedit.train.common import RunLogger, resolve_device, write_loss_plot
+from faceedit.train.distributed import (
     DistInfo,
-    RunLogger,
+    average_gradients,
     barrier,
-    cleanup_distributed,
-    load_checkpoint,
-    resolve_device,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    setup_distributed,
-    write_loss_plot,
+    distributed,
+    gather_generator_states,
+)
+
+# settings a resumed run may change: its budget and bookkeeping (checkpointing.plan_run)
+MAY_CHANGE = frozenset({"out", "steps", "sample_every", "checkpoint_every", "device"})
+# what a StyleGAN2 run writes into its directory (--restart deletes these)
+OUTPUTS = (
+    "config.json",
+    "samples",
+    "losses.jsonl",
+    "losses.png",
+    "tensorboard",
+    "generator",
 )
 
 
@@ -225,18 +242,6 @@ def update_ema(G_ema: StyleGAN2Generator, G: StyleGAN2Generator, beta: float) ->
         b_ema.copy_(b)
 
 
-def average_gradients(module: torch.nn.Module, dist_info: DistInfo) -> None:
-    """All-reduce (mean) the gradients across processes."""
-    if not dist_info.enabled:
-        return
-    import torch.distributed as dist
-
-    for p in module.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(dist_info.world_size)
-
-
 def track_w_avg(G: StyleGAN2Generator, z: torch.Tensor, beta: float = 0.995) -> None:
     with torch.no_grad():
         w = G.mapping(z)[:, 0].mean(dim=0)
@@ -257,41 +262,50 @@ def sample_grid(G: StyleGAN2Generator, z: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------- the loop
 
 
+def run_spec(config: StyleGAN2TrainConfig) -> RunSpec:
+    """How :func:`~faceedit.train.checkpointing.plan_run` tells this run from another."""
+    return RunSpec("stylegan2", config, MAY_CHANGE, OUTPUTS)
+
+
 def train_stylegan2(
-    config: StyleGAN2TrainConfig, resume: bool = True, progress: bool = True
+    config: StyleGAN2TrainConfig, restart: bool = False, progress: bool = True
 ) -> Path:
-    """Train (or resume) a StyleGAN2 run in ``config.out``; returns the exported G_ema dir.
+    """Train a StyleGAN2 run in ``config.out``, resuming the run found there; returns the
+    exported G_ema dir.
 
-    Files in ``config.out``: ``config.json``, ``checkpoint.pt`` (G, D, G_ema, optimisers,
-    step, RNG states, config), ``samples/step_XXXXXX.png``, ``losses.jsonl``,
-    ``losses.png``, ``tensorboard/`` (when installed) and ``generator/`` (G_ema in
-    faceedit's format) at the end.
+    Re-running with the same settings resumes from ``checkpoint.pt`` (a larger
+    ``steps`` extends a run); other settings in a directory that holds a run are refused
+    unless ``restart``, which deletes that run's files and starts over.
+
+    Files in ``config.out``: ``run.json``, ``config.json``, ``checkpoint.pt`` (G, D,
+    G_ema, optimisers, step, RNG states, config), ``samples/step_XXXXXX.png``,
+    ``losses.jsonl``, ``losses.png``, ``tensorboard/`` (when installed) and
+    ``generator/`` (G_ema in faceedit's format) at the end.
     """
-    dist_info = setup_distributed()
-    try:
-        return _train(config, resume, progress, dist_info)
-    finally:
-        cleanup_distributed(dist_info)
+    with distributed() as dist_info:
+        return _train(config, restart, progress, dist_info)
 
 
-def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info: DistInfo) -> Path:
+def _train(
+    config: StyleGAN2TrainConfig, restart: bool, progress: bool, dist_info: DistInfo
+) -> Path:
     out = Path(config.out)
     main = dist_info.is_main
     device = resolve_device(config.device, dist_info)
-    ckpt_path = out / "checkpoint.pt"
-    resuming = resume and ckpt_path.is_file()
+    plan = plan_run(out, run_spec(config), restart=restart)
+    ckpt_path = plan.checkpoint_path
     # bad inputs fail here, before the images are loaded and anything is written;
     # a resumed run's G comes from its checkpoint, not from init_from
     start = None
-    if config.init_from and not resuming:
+    if config.init_from and plan.checkpoint is None:
         start = load_generator_to_continue(config.init_from, config.generator_config())
     files = find_images(config.data)
     if config.max_images:
         files = files[: config.max_images]
     data = load_image_tensor(files, config.resolution, progress=progress and main)
     data = data[dist_info.rank :: dist_info.world_size]  # this process's shard
+    plan.begin(dist_info)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
 
     torch.manual_seed(config.seed)
@@ -311,24 +325,24 @@ def _train(config: StyleGAN2TrainConfig, resume: bool, progress: bool, dist_info
     gen = torch.Generator().manual_seed(config.seed * 1000 + dist_info.rank)
     pl_mean = torch.zeros((), device=device)
     step = 0
-    if resuming:
-        ckpt = load_checkpoint(ckpt_path)
-        saved = ckpt.get("config", {})
-        if saved.get("resolution") != config.resolution or saved.get("z_dim") != config.z_dim:
-            raise FaceeditError(f"{ckpt_path}: was written by a run with other model settings")
-        G.load_state_dict(ckpt["G"])
-        D.load_state_dict(ckpt["D"])
-        G_ema.load_state_dict(ckpt["G_ema"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        pl_mean = ckpt["pl_mean"].to(device)
-        step = int(ckpt["step"])
-        set_rng_state(ckpt["rng"])
-        gen.set_state(ckpt["sampler_rng"][dist_info.rank % len(ckpt["sampler_rng"])])
+    if plan.checkpoint is not None:
+        ckpt = plan.checkpoint
+        load_states(
+            ckpt,
+            ckpt_path,
+            models={"G": G, "D": D},
+            ema={"G": G_ema},
+            optimizers={"G": opt_g, "D": opt_d},
+        )
+        pl_mean = ckpt.extra["pl_mean"].to(device)
+        step = int(ckpt.step)
+        restore_rng(ckpt.rng, {"sampler": gen}, dist_info.rank)
         if main:
             print(f"resumed {ckpt_path} at step {step}")
     if main:
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        from faceedit.fileio import atomic_write_text
+
+        atomic_write_text(out / "config.json", json.dumps(config_dict(config), indent=2) + "\n")
 
     logger = RunLogger(out, resume_step=step) if main else None
     fixed_z = torch.randn(16, config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
@@ -465,36 +479,24 @@ def load_generator_to_continue(source: str, wanted: StyleGAN2Config) -> StyleGAN
 
 
 def _save(path, config, G, D, G_ema, opt_g, opt_d, pl_mean, step, gen, dist_info) -> None:
-    states = [gen.get_state()]
-    if dist_info.enabled:
-        import torch.distributed as dist
-
-        gathered: list[torch.Tensor] = [
-            torch.empty_like(states[0]) for _ in range(dist_info.world_size)
-        ]
-        dist.all_gather(gathered, states[0])
-        states = gathered
+    states = gather_generator_states(gen, dist_info)  # every rank takes part
     if not dist_info.is_main:
         return
-    save_checkpoint(
+    save_training_checkpoint(
         path,
-        {
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "G_ema": G_ema.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "pl_mean": pl_mean.detach().cpu(),
-            "step": step,
-            "rng": rng_state(),
-            "sampler_rng": states,
-            "config": dataclasses.asdict(config),
-            "faceedit_version": _version(),
-        },
+        TrainingCheckpoint(
+            kind="stylegan2",
+            step=step,
+            config=config_dict(config),
+            models={"G": G.state_dict(), "D": D.state_dict()},
+            ema={"G": G_ema.state_dict()},
+            optimizers={"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+            rng=capture_rng({"sampler": states}),
+            model_config={
+                "G": dataclasses.asdict(config.generator_config()),
+                "D": dataclasses.asdict(config.discriminator_config()),
+            },
+            world_size=dist_info.world_size,
+            extra={"pl_mean": pl_mean.detach().cpu()},
+        ),
     )
-
-
-def _version() -> str:
-    from faceedit import __version__
-
-    return __version__

@@ -22,7 +22,7 @@ import torch
 
 from faceedit.data.celeba import TOY_ATTRS, toy_faces, write_custom_dataset
 from faceedit.train.attgan import AttGANTrainConfig, train_attgan
-from faceedit.train.common import load_checkpoint
+from faceedit.train.checkpointing import load_training_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS, INTERVAL = 100, 4
@@ -71,18 +71,20 @@ def test_sigkill_then_resume(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    ck = load_checkpoint(checkpoint)  # whole: atomic writes leave no torn checkpoint
+    ck = load_training_checkpoint(checkpoint)  # whole: atomic writes leave no torn one
     done = max(_logged_steps(tmp_path / "killed"), default=0)
-    print(f"killed at step {done}, checkpoint at step {ck['step']}")
-    assert 1 <= ck["step"] < STEPS, "the run ended before the kill: nothing was tested"
-    assert done - ck["step"] < INTERVAL + 1, (done, ck["step"])  # at most one interval lost
+    print(f"killed at step {done}, checkpoint at step {ck.step}")
+    assert 1 <= ck.step < STEPS, "the run ended before the kill: nothing was tested"
+    assert done - ck.step < INTERVAL + 1, (done, ck.step)  # at most one interval lost
     assert not [p for p in checkpoint.parent.iterdir() if p.name.endswith(".tmp")]
 
-    resumed = train_attgan(killed, resume=True)
-    assert load_checkpoint(resumed / "checkpoint.pt")["step"] == STEPS
+    resumed = train_attgan(killed)  # the same command again resumes
+    # whatever temporary file the kill left beside the checkpoint is gone
+    assert not [p for p in resumed.iterdir() if p.name.startswith(".checkpoint.")]
+    assert load_training_checkpoint(resumed / "checkpoint.pt").step == STEPS
     full = train_attgan(_config(tmp_path / "imgs", attr, tmp_path / "full"))
-    a = load_checkpoint(full / "checkpoint.pt")
-    b = load_checkpoint(resumed / "checkpoint.pt")
+    a = load_training_checkpoint(full / "checkpoint.pt").models
+    b = load_training_checkpoint(resumed / "checkpoint.pt").models
     for net in ("G", "D"):
         for k in a[net]:
             assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after the resume"

@@ -291,7 +291,7 @@ def test_the_config_checks_the_identity_weight() -> None:
         ("train", ["--data", "{tmp}"], "no images/ directory"),
         ("train", ["--steps", "0"], "--steps '0': must be at least 1"),
         ("train", ["--lr", "fast"], "--lr 'fast': expected a number"),
-        ("train", ["-o", "{full}"], "is not empty and holds no checkpoint.pt"),
+        ("train", ["-o", "{full}"], "is not empty and holds no faceedit run"),
         ("train", ["--perceptual", "{gen}"], "holds StyleGAN2Generator, not an avatar oracle"),
         ("train", ["--perceptual", "{tmp}/none"], "perceptual network:"),
         ("train", ["--lambda-perceptual", "-1"], "--lambda-perceptual '-1'"),

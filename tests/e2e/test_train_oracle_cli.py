@@ -25,7 +25,8 @@ def test_train_oracle_writes_a_loadable_model_and_metrics(dataset: Path, tmp_pat
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "oracle saved to" in printed and "val attribute accuracy" in printed
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "metrics.json"}
+    model_files = {"config.json", "model.safetensors", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == model_files | {"checkpoint.pt", "run.json"}
     header = json.loads((out / "config.json").read_text())
     assert header["architecture"] == "avatar_oracle"
     assert header["config"]["channels"] == [8, 16]

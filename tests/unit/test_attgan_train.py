@@ -103,7 +103,7 @@ def test_resume_gives_identical_next_steps(toy_data, tmp_path, mode, style_dim, 
     part_cfg = tiny_cfg(toy_data, tmp_path / "part", **kw)
     train_attgan(part_cfg, stop_after=3)
     assert torch.load(tmp_path / "part" / "checkpoint.pt")["step"] == 3
-    resumed = train_attgan(part_cfg, resume=True)
+    resumed = train_attgan(part_cfg)  # the same command again: it resumes
     a = {r["step"]: r for r in read_losses(full)}
     b = {r["step"]: r for r in read_losses(resumed)}
     for step in (4, 5, 6):
@@ -111,8 +111,8 @@ def test_resume_gives_identical_next_steps(toy_data, tmp_path, mode, style_dim, 
     ca = torch.load(full / "checkpoint.pt")
     cb = torch.load(resumed / "checkpoint.pt")
     for net in ("G", "D"):
-        for k in ca[net]:
-            assert torch.equal(ca[net][k], cb[net][k]), k
+        for k in ca["models"][net]:
+            assert torch.equal(ca["models"][net][k], cb["models"][net][k]), k
 
 
 def test_yaml_config_and_errors(toy_data, tmp_path) -> None:
@@ -244,12 +244,12 @@ def test_init_from_starts_from_a_trained_model_with_fresh_optimisers(toy_data, t
     )
     src, ft = torch.load(source / "checkpoint.pt"), torch.load(tuned / "checkpoint.pt")
     assert ft["step"] == 2  # a new run, not a resume
-    assert ft["optim_G"]["state"][0]["step"] == 1  # and new optimisers
+    assert ft["optimizers"]["G"]["state"][0]["step"] == 1  # and new optimisers
     for net in ("G", "D"):
-        for name, value in src[net].items():
+        for name, value in src["models"][net].items():
             if "running" in name or "num_batches" in name:
                 continue  # batch-norm statistics move even at lr 0
-            assert torch.equal(value, ft[net][name]), name
+            assert torch.equal(value, ft["models"][net][name]), name
     # a run that has not finished starts others from its latest checkpoint
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
@@ -257,11 +257,11 @@ def test_init_from_starts_from_a_trained_model_with_fresh_optimisers(toy_data, t
     again = train_attgan(
         tiny_cfg(toy_data, tmp_path / "ft2", init_from=str(unfinished), lr=0.0, max_steps=2)
     )
-    d_again = torch.load(again / "checkpoint.pt")["D"]
-    assert all(torch.equal(v, d_again[k]) for k, v in src["D"].items())
+    d_again = torch.load(again / "checkpoint.pt")["models"]["D"]
+    assert all(torch.equal(v, d_again[k]) for k, v in src["models"]["D"].items())
     fresh = train_attgan(tiny_cfg(toy_data, tmp_path / "fresh", lr=0.0, max_steps=2))
-    differs = torch.load(fresh / "checkpoint.pt")["G"]
-    assert any(not torch.equal(src["G"][k], differs[k]) for k in differs)
+    differs = torch.load(fresh / "checkpoint.pt")["models"]["G"]
+    assert any(not torch.equal(src["models"]["G"][k], differs[k]) for k in differs)
 
 
 def test_init_from_grows_attribute_injections_that_start_from_the_trained_function(
@@ -376,8 +376,8 @@ def test_a_run_edits_while_it_trains_and_after(toy_data, tmp_path) -> None:
     during = load_attgan(cfg.out_dir)
     assert during.edit(image, {"Eyeglasses": 1.0}).image.shape == (1, 32, 32, 3)
     state = torch.load(tmp_path / "run" / "checkpoint.pt")
-    assert all(torch.equal(v, state["G"][k]) for k, v in during.G.state_dict().items())
-    run = train_attgan(cfg, resume=True)  # done: model/ is what the run left
+    assert all(torch.equal(v, state["models"]["G"][k]) for k, v in during.G.state_dict().items())
+    run = train_attgan(cfg)  # resumed to the end: model/ is what the run left
     after = load_attgan(run)
     assert after.edit(image, {"Eyeglasses": -1.0}).image.shape == (1, 32, 32, 3)
     empty = tmp_path / "empty"

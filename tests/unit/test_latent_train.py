@@ -164,22 +164,22 @@ def test_resume_continues_exactly(classifier, data, tmp_path) -> None:
         classifier,
         [1],
         tmp_path / "b",
-        TransformerTrainConfig(epochs=2),
-        resume=True,
+        TransformerTrainConfig(epochs=2),  # the same run with a larger budget: it resumes
         progress=False,
     )
     a, b = straight.transformers["attr1"], resumed.transformers["attr1"]
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb), ka
     assert len(resumed.history["attr1"]["total"]) == len(straight.history["attr1"]["total"])
-    with pytest.raises(FaceeditError, match="trains \\['attr1'\\], not \\['attr2'\\]"):
+    with pytest.raises(
+        FaceeditError, match="attrs: \\['attr1'\\] there, \\['attr2'\\] here.*--restart"
+    ):
         train_transformers(
             small,
             classifier,
             [2],
             tmp_path / "b",
             TransformerTrainConfig(epochs=3),
-            resume=True,
             progress=False,
         )
 
@@ -189,14 +189,13 @@ def test_resume_refuses_a_different_structure(classifier, data, tmp_path) -> Non
     train_transformers(
         small, classifier, [1], tmp_path, TransformerTrainConfig(epochs=1), progress=False
     )
-    with pytest.raises(FaceeditError, match="saved transformers have weights"):
+    with pytest.raises(FaceeditError, match="dense: False there, True here.*--restart"):
         train_transformers(
             small,
             classifier,
             [1],
             tmp_path,
             TransformerTrainConfig(epochs=2, dense=True),
-            resume=True,
             progress=False,
         )
     with pytest.raises(FaceeditError, match="needs about .* GiB; train fewer attributes"):
@@ -210,16 +209,14 @@ def test_classifier_resume_continues_exactly(data, tmp_path) -> None:
     cfg = ClassifierTrainConfig(preset="small", hidden=(16,), epochs=2, lr=3e-3, batch_size=64)
     straight = train_classifier(small, tmp_path / "a", cfg, progress=False)
     train_classifier(small, tmp_path / "b", replace(cfg, epochs=1), progress=False)
-    resumed = train_classifier(small, tmp_path / "b", cfg, resume=True, progress=False)
+    resumed = train_classifier(small, tmp_path / "b", cfg, progress=False)
     for va, vb in zip(
         straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
     ):
         assert torch.equal(va, vb)
     assert resumed.losses == straight.losses
-    with pytest.raises(FaceeditError, match="saved for a different classifier"):
-        train_classifier(
-            small, tmp_path / "b", replace(cfg, hidden=(8,), epochs=3), resume=True, progress=False
-        )
+    with pytest.raises(FaceeditError, match="hidden: \\[16\\] there, \\[8\\] here.*--restart"):
+        train_classifier(small, tmp_path / "b", replace(cfg, hidden=(8,), epochs=3), progress=False)
 
 
 def test_edit_targets_continuous_and_fixed() -> None:

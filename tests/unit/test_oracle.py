@@ -116,8 +116,11 @@ def test_tiny_training_run_lowers_the_loss_and_reports_accuracy(dataset: Path, t
     model = faceedit.load(tmp_path / "o")
     again = evaluate_oracle(model, A.load_arrays(dataset, "val"))
     assert again["attr_accuracy"] == pytest.approx(metrics["attr_accuracy"])
-    with pytest.raises(faceedit.FaceeditError, match="not empty"):
-        train_oracle(dataset, tmp_path / "o", config, _tiny(arrays), progress=False)
+    other = OracleTrainConfig(epochs=12, batch_size=32, lr=1e-3, seed=1)
+    before = (tmp_path / "o" / "model.safetensors").read_bytes()
+    with pytest.raises(faceedit.FaceeditError, match="lr: 0.01 there, 0.001 here.*--restart"):
+        train_oracle(dataset, tmp_path / "o", other, _tiny(arrays), progress=False)
+    assert (tmp_path / "o" / "model.safetensors").read_bytes() == before
 
 
 def test_features_are_the_stages_of_the_trunk_and_make_a_perceptual_distance(

@@ -99,9 +99,11 @@ def test_resume_continues_exactly(image_dir, tmp_path):
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(split / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 8
-    for key in ("G", "D", "G_ema"):
-        for name, value in a[key].items():
-            torch.testing.assert_close(value, b[key][name], rtol=0, atol=0, msg=f"{key}.{name}")
+    for part, key in (("models", "G"), ("models", "D"), ("ema", "G")):
+        for name, value in a[part][key].items():
+            torch.testing.assert_close(
+                value, b[part][key][name], rtol=0, atol=0, msg=f"{part}.{key}.{name}"
+            )
 
 
 def test_init_from_continues_a_generator_with_d_warmup(image_dir, tmp_path):
@@ -116,9 +118,9 @@ def test_init_from_continues_a_generator_with_d_warmup(image_dir, tmp_path):
     )
     train_stylegan2(dataclasses.replace(cfg, steps=4), progress=False)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    for key in ("G", "G_ema"):
+    for weights in (ckpt["models"]["G"], ckpt["ema"]["G"]):
         for name, value in trained.items():
-            torch.testing.assert_close(ckpt[key][name], value, rtol=0, atol=0)
+            torch.testing.assert_close(weights[name], value, rtol=0, atol=0)
     rows = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and all("loss/G" not in r for r in rows)
 
@@ -128,7 +130,7 @@ def test_init_from_continues_a_generator_with_d_warmup(image_dir, tmp_path):
     train_stylegan2(cfg, progress=False)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 6
-    assert any(not torch.equal(ckpt["G"][k], v) for k, v in trained.items())
+    assert any(not torch.equal(ckpt["models"]["G"][k], v) for k, v in trained.items())
 
 
 def test_init_from_errors(image_dir, tmp_path):
@@ -158,8 +160,12 @@ def test_config_errors(image_dir, tmp_path):
     cfg = tiny_config(image_dir, tmp_path / "r", steps=2, checkpoint_every=2)
     train_stylegan2(cfg, progress=False)
     other = dataclasses.replace(cfg, resolution=8, steps=4)
-    with pytest.raises(faceedit.FaceeditError, match="other model settings"):
+    before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    with pytest.raises(
+        faceedit.FaceeditError, match="other settings \\(resolution: 16 there, 8 here\\).*--restart"
+    ):
         train_stylegan2(other, progress=False)
+    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
 
 
 def test_cli_with_yaml_config_and_overrides(image_dir, tmp_path, capsys):
@@ -220,5 +226,6 @@ def test_torchrun_two_processes(image_dir, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert ckpt["step"] == 3 and len(ckpt["sampler_rng"]) == 2  # one sampler state per process
+    # one sampler state per process
+    assert ckpt["step"] == 3 and len(ckpt["rng"]["generators"]["sampler"]) == 2
     assert (out / "generator" / "model.safetensors").is_file()
