@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_strengths
+from faceedit.editing.methods import METHODS
 
 
 def register(commands: Commands) -> None:
@@ -31,6 +32,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--attgan", default="avatar-attgan", help="AttGAN model (name or path)")
     p.add_argument(
         "--latent", default="avatar-latent", help="latent bundle (shipped name or directory)"
+    )
+    p.add_argument(
+        "--methods",
+        default="attgan,latent",
+        help="comma-separated editing methods, of: " + ", ".join(METHODS) + " (AttGAN uses "
+        "--attgan; the others the --latent bundle: linear edits with its linear directions)",
     )
     p.add_argument("--oracle", default="avatar-oracle", help="avatar oracle (name or path)")
     p.add_argument("--n", type=int, default=4, help="number of held-out avatars")
@@ -71,22 +78,28 @@ def run(args: argparse.Namespace) -> int:
     attrs = [a.strip() for a in args.attrs.split(",") if a.strip()] if args.attrs else None
     if args.n < 1:
         raise FaceeditError(f"--n {args.n}: show at least one avatar")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise FaceeditError(f"--methods {args.methods}: choose from {', '.join(METHODS)}")
+    # AttGAN is its own model; every latent-space method edits the --latent bundle's codes
+    flags = {m: "--attgan" if m == "attgan" else "--latent" for m in methods}
+    models = {m: getattr(args, flag[2:]) for m, flag in flags.items()}
     # every model must be there before anything is loaded or written
-    models = {"attgan": args.attgan, "latent": args.latent}
     for method, name in models.items():
-        resolve(name, f"--{method}")
+        resolve(name, flags[method])
     device = resolve_device(args.device)
     oracle = load_avatar_oracle(args.oracle)
+    # a bundle without an encoder is inverted by a short projection (--steps)
     editors = {
-        "attgan": build_editor("attgan", args.attgan, device=device),
-        # encoder inversion when the bundle has one, else a short projection
-        "latent": build_editor("latent", args.latent, device=device, steps=args.steps),
+        m: build_editor(m, name, device=device, steps=args.steps) for m, name in models.items()
     }
-    if editors["latent"].editor.settings()["invert"] != "encoder":
-        print(
-            f"faceedit demo: {args.latent} has no encoder, so each avatar is projected "
-            f"({args.steps} steps): slower, and rougher than an encoder's inversion"
-        )
+    for m, editor in editors.items():
+        if editor.editor.settings().get("invert", "encoder") != "encoder":
+            print(
+                f"faceedit demo: {models[m]} has no encoder, so each avatar is projected "
+                f"({args.steps} steps): slower, and rougher than an encoder's inversion"
+            )
     oracle_file = resolve(args.oracle, "--oracle")
     result = run_demo(
         editors,

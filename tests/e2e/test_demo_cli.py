@@ -195,6 +195,23 @@ def test_a_bundle_without_encoder_is_projected(tmp_path, capsys):
     assert len(_report_rows(out)) == 2  # one avatar, one attribute, one strength, 2 methods
 
 
+def test_linear_directions_join_the_demo(tmp_path, capsys):
+    """--methods takes any registered method: linear edits the latent bundle's codes with
+    its linear directions, judged beside the transformers."""
+    latent = latent_bundle(tmp_path)
+    out = tmp_path / "demo"
+    args = ["demo", "--latent", str(latent), "--methods", "latent,linear", "-o", str(out)]
+    assert main([*args, "--n", "1", "--attrs", "Eyeglasses", "--strengths", "1", "-q"]) == 0
+    rows = _report_rows(out)
+    assert sorted(r["data-method"] for r in rows) == ["latent", "linear"]
+    assert "linear: target changed in" in capsys.readouterr().out
+    bad = ["demo", "--methods", "latent,stylegan-nada", "-o", str(tmp_path / "bad")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "choose from latent, linear, attgan" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_missing_model_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(faceedit.shipped, "SHIPPED_DIR", tmp_path / "empty")
     out = tmp_path / "demo"
