@@ -71,10 +71,10 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.editing.pipeline import _resolve_path, build_editor
     from faceedit.errors import FaceeditError
     from faceedit.eval.demo import run_demo, write_demo
-    from faceedit.nets.oracle import load_avatar_oracle
     from faceedit.shipped import shipped_path
 
     start = time.perf_counter()

@@ -46,6 +46,7 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.editing.pipeline import build_editor
     from faceedit.eval.avatars import (
         editor_functions,
@@ -53,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         held_out_records,
         write_report,
     )
-    from faceedit.nets.oracle import load_avatar_oracle
 
     oracle = load_avatar_oracle(args.oracle)
     editor = build_editor(

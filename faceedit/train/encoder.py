@@ -14,9 +14,9 @@ down for CPUs. Each step has two halves:
 Image loss: MSE + L1 in pixel space, at full and half resolution, plus, with
 ``perceptual`` (an avatar oracle), ``lambda_perceptual`` times the LPIPS-style distance
 between the oracle's features of ``G(E(x))`` and ``x`` on both halves (see
-:mod:`faceedit.eval.perceptual`), and ``lambda_identity`` times the divergence between
+:mod:`faceedit.losses`), and ``lambda_identity`` times the divergence between
 how that oracle reads ``G(E(x))`` and ``x``, every attribute and rendering parameter
-(:class:`~faceedit.eval.perceptual.OracleAgreement`): pSp's identity loss for this
+(:class:`~faceedit.losses.OracleAgreement`): pSp's identity loss for this
 domain, where the identity is what the oracle reads. Adam with a cosine decay.
 The reconstruction PSNR on held-out (validation-split) images, and on the generator's
 own samples (where a perfect inverse exists), is measured every ``eval_every`` steps
@@ -335,9 +335,9 @@ def _load_oracle_losses(config: EncoderTrainConfig, device: torch.device):
     each is ``None`` when its weight is 0 (both without an oracle)."""
     if config.perceptual is None:
         return None, None
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.errors import CheckpointError
-    from faceedit.eval.perceptual import OracleAgreement, OracleFeatures, PerceptualDistance
-    from faceedit.nets.oracle import load_avatar_oracle
+    from faceedit.losses import OracleAgreement, OracleFeatures, PerceptualDistance
 
     try:
         oracle = load_avatar_oracle(config.perceptual).to(device)
@@ -365,8 +365,8 @@ def encoder_step(
     """One optimisation step: ``batch_size`` generated and ``batch_size`` real images.
 
     ``images``: the real training set, ``uint8 [N, 3, R, R]``. ``perceptual``: a frozen
-    :class:`~faceedit.eval.perceptual.PerceptualDistance` or ``None``; ``identity``: a
-    frozen :class:`~faceedit.eval.perceptual.OracleAgreement` or ``None``. Returns the
+    :class:`~faceedit.losses.PerceptualDistance` or ``None``; ``identity``: a
+    frozen :class:`~faceedit.losses.OracleAgreement` or ``None``. Returns the
     losses.
     """
     device = E.w_avg.device
@@ -588,7 +588,7 @@ def _reconstruction_reader(E: LatentEncoder, generator, labeller, device: torch.
         return None
     if generator is None or labeller is None:
         raise FaceeditError("labelling reconstructions needs both a generator and a labeller")
-    from faceedit.data.labelled_samples import load_labeller
+    from faceedit.synth.labelled_samples import load_labeller
     from faceedit.train.stylegan2 import load_found_generator
 
     G = load_found_generator(generator)
@@ -633,8 +633,8 @@ def encode_dataset(
     from tqdm import tqdm
 
     from faceedit.checkpoints import load
-    from faceedit.data.labelled_samples import draw_and_read
     from faceedit.errors import CheckpointError
+    from faceedit.synth.labelled_samples import draw_and_read
     from faceedit.train.common import resolve_device
 
     out = check_new_dir(out)

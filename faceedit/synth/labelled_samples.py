@@ -57,8 +57,8 @@ class LabelledSamples:
 
 def load_labeller(labeller: str | os.PathLike):
     """An avatar oracle to label images with; a bad one raises "labeller: ..."."""
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.errors import CheckpointError
-    from faceedit.nets.oracle import load_avatar_oracle
 
     try:
         return load_avatar_oracle(labeller)

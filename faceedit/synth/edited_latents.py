@@ -90,7 +90,7 @@ def label_latent_edits(
     """
     from tqdm import tqdm
 
-    from faceedit.data.labelled_samples import draw_and_read, load_labeller
+    from faceedit.synth.labelled_samples import draw_and_read, load_labeller
     from faceedit.train.common import resolve_device
     from faceedit.train.stylegan2 import load_found_generator
 
