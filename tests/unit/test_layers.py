@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("train and editing", ("train", "editing")),
     ("judges", ("eval",)),
     ("datasets from models", ("synth",)),
+    # configs re-exports the configs of nets and train (and builds presets with checkpoints)
     ("public modules", ("app", "configs")),
     ("commands", ("cli",)),
     ("entry points", ("__main__", "__init__")),
