@@ -5,7 +5,7 @@ one pass through the encoder and the frozen generator, backward, Adam) for a gen
 shaped like the avatar StyleGAN2 run (64 px, z/w 128, 4 mapping layers, channel_base
 2048, channel_max 64) and the default encoder, the same step with the feature loss of
 ``--perceptual`` (a default-sized avatar oracle's features, see
-:mod:`faceedit.eval.perceptual`), with that and the oracle-reading loss of
+:mod:`faceedit.losses`), with that and the oracle-reading loss of
 ``--lambda-identity`` as well, and the encoder forward alone. Weights and "real" images
 are random: the timing does not depend on their values. Prints the median over
 ``--steps`` timed steps (after 2 warm-up steps), the cost ratio of the oracle losses, and
@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from faceedit.eval.perceptual import OracleAgreement, OracleFeatures, PerceptualDistance
+from faceedit.losses import OracleAgreement, OracleFeatures, PerceptualDistance
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator

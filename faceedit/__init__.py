@@ -17,7 +17,7 @@ _LAZY = {
     "load": "faceedit.editing.loading",
     "resolve": "faceedit.hub",
     "catalogue": "faceedit.hub",
-    "download": "faceedit.registry",
+    "download": "faceedit.checkpoints.download",
     "FaceeditError": "faceedit.errors",
     "CheckpointError": "faceedit.errors",
     "EditError": "faceedit.errors",
@@ -95,6 +95,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers see; at run time each name loads on first use
+    from faceedit.checkpoints.download import download
     from faceedit.configs import preset
     from faceedit.data.images import read_image
     from faceedit.editing.attgan import AttGANEditor
@@ -119,7 +120,6 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     from faceedit.nets.attgan import AttGAN, AttGANDiscriminator, AttGANGenerator
     from faceedit.nets.latent import LatentClassifier, LatentTransformer
     from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Discriminator, StyleGAN2Generator
-    from faceedit.registry import download
 
 
 def __getattr__(name: str) -> Any:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from faceedit.fileio import atomic_path
+
+if TYPE_CHECKING:
+    import torch
+
+    from faceedit.nets.attgan import AttGANGenerator
 
 _PAD = 4
 _BG = (255, 255, 255)
@@ -116,3 +121,34 @@ def saved_figure(path: str | os.PathLike, *grid: int, **subplots: Any) -> Iterat
             fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
+
+
+def flip_grid_images(
+    G: AttGANGenerator, img: torch.Tensor, att: torch.Tensor, thres_int: float, test_int: float
+) -> tuple[list[list[np.ndarray]], list[str]]:
+    """AttGAN's "flip each attribute" grid (the release's sample pictures): rows of
+    ``[input, reconstruction, flip attr 0, ...]`` uint8 ``[H, W, 3]`` cells + column labels.
+
+    Args:
+        G: the generator; its config names the attributes and the conflict rules.
+        img: ``[N, 3, H, W]`` in [-1, 1].
+        att: current attributes ``{0, 1} [N, n_attrs]``.
+    """
+    import torch
+
+    from faceedit.attributes import conflict_rules, flip_targets
+    from faceedit.data.images import tensor_to_uint8
+
+    def cells_of(x: torch.Tensor) -> list[np.ndarray]:
+        return list(tensor_to_uint8(x))
+
+    names = list(G.config.attrs)
+    with torch.no_grad():
+        att_ = (att.float() * 2 - 1) * thres_int
+        cols = [cells_of(img), cells_of(G(img, att_))]
+        rules = conflict_rules(G.config.conflict_rules)
+        for b_ in flip_targets(att, names, thres_int, test_int, rules):
+            cols.append(cells_of(G(img, b_)))
+    cells = [[c[r] for c in cols] for r in range(len(img))]
+    labels = ["input", "recon"] + [n.replace("_", "\n") for n in names]
+    return cells, labels

@@ -41,7 +41,7 @@ def _matches_classifier(obj: Any) -> bool:
 
 
 def _build_classifier(obj: dict, path: Path, **options: Any):
-    from faceedit.data.latents import CELEBA_ATTRS
+    from faceedit.attributes import CELEBA_ATTRS
     from faceedit.nets.base import load_state_dict_checked
     from faceedit.nets.latent import LatentClassifier, LatentClassifierConfig
 
@@ -87,7 +87,7 @@ def _matches_transformer(obj: Any) -> bool:
 
 
 def _attr_from_path(path: Path) -> str:
-    from faceedit.data.latents import CELEBA_ATTRS
+    from faceedit.attributes import CELEBA_ATTRS
 
     m = re.match(r"tnet_(\d+)\.pth", path.name)
     if m and int(m.group(1)) < len(CELEBA_ATTRS):

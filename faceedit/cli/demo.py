@@ -60,11 +60,11 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.editing.pipeline import build_editor
     from faceedit.errors import FaceeditError
     from faceedit.eval.demo import run_demo, write_demo
     from faceedit.hub import resolve
-    from faceedit.nets.oracle import load_avatar_oracle
     from faceedit.train.common import resolve_device
 
     start = time.perf_counter()

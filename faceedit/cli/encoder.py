@@ -4,7 +4,7 @@
 style, Richardson et al. CVPR 2021) to a frozen StyleGAN2 generator
 (:mod:`faceedit.train.encoder`); ``data latents`` encodes a labelled dataset with it, or
 labels a generator's own samples with an attribute reader
-(:mod:`faceedit.data.labelled_samples`), into the ``codes.npy`` + ``list_attr_celeba.txt``
+(:mod:`faceedit.synth.labelled_samples`), into the ``codes.npy`` + ``list_attr_celeba.txt``
 pair that ``train classifier`` and ``train transformer`` read. Numbers are parsed here so
 that a bad value gives one clear line.
 """
@@ -229,7 +229,7 @@ def run_data_latents(args: argparse.Namespace) -> int:
             "labelling the reconstructions needs both --generator G and --labeller L"
         )
 
-    from faceedit.train.encoder import encode_dataset
+    from faceedit.synth.encoded import encode_dataset
 
     out, n = encode_dataset(
         args.encoder,
@@ -269,7 +269,7 @@ def _run_join(args: argparse.Namespace) -> int:
 
 
 def _run_label_samples(args: argparse.Namespace) -> int:
-    from faceedit.data.labelled_samples import PREVIEW_FILE, label_generator_samples
+    from faceedit.synth.labelled_samples import PREVIEW_FILE, label_generator_samples
 
     if args.generator is None or args.labeller is None:
         raise FaceeditError("labelling samples needs both --generator G and --labeller L")
@@ -297,7 +297,7 @@ def _run_label_samples(args: argparse.Namespace) -> int:
 
 
 def _run_label_edits(args: argparse.Namespace) -> int:
-    from faceedit.data.edited_latents import label_latent_edits
+    from faceedit.synth.edited_latents import label_latent_edits
 
     missing = [
         flag

@@ -48,6 +48,7 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.editing.pipeline import build_editor
     from faceedit.eval.avatars import (
         editor_functions,
@@ -55,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
         held_out_records,
         write_report,
     )
-    from faceedit.nets.oracle import load_avatar_oracle
     from faceedit.train.common import resolve_device
 
     oracle = load_avatar_oracle(args.oracle)

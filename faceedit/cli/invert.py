@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             init = init[:1]
     perceptual = None
     if args.vgg16:
-        from faceedit.eval.perceptual import load_vgg16_features
+        from faceedit.losses import load_vgg16_features
 
         perceptual = load_vgg16_features(args.vgg16).to(device)
     generator = torch.Generator().manual_seed(args.seed)

@@ -61,7 +61,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from faceedit.registry import download
+    from faceedit.checkpoints.download import download
 
     path = download(
         args.name,

@@ -4,7 +4,8 @@
 - **flip every attribute** in turn, each at ``test_int`` strength, with the release's
   conflict rules (bald / receding hairline vs bangs, a single hair colour, straight vs
   wavy hair, mustache vs no beard), or the avatar domain's (a hat or a bald head shows
-  no hair colour) for models whose config names them;
+  no hair colour) for models whose config names them (the rules live in
+  :mod:`faceedit.attributes`, which training and evaluation share);
 - **slide** one attribute from ``min`` to ``max`` in ``steps`` values;
 - **several attributes** at once, each with its own strength;
 - the notebook's **labelled grid**: input, reconstruction, one panel per attribute.
@@ -25,119 +26,23 @@ import numpy as np
 import torch
 from PIL import Image
 
+from faceedit.attributes import (
+    AVATAR_CONFLICTS,
+    CONFLICT_RULES,
+    CONFLICTS,
+    conflict_rules,
+    flip_targets,
+    resolve_conflicts,
+)
 from faceedit.editing.base import CropEditor, CropEdits, Strength, per_crop, resize_crops
 from faceedit.errors import FaceeditError
 from faceedit.nets.attgan import AttGAN, AttGANGenerator, fast_generate
-
-HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
-# attribute switched on -> attributes that must then be off
-CONFLICTS: dict[str, tuple[str, ...]] = {
-    "Bald": ("Bangs",),
-    "Receding_Hairline": ("Bangs",),
-    "Bangs": ("Bald", "Receding_Hairline"),
-    **{c: tuple(o for o in HAIR_COLOURS if o != c) for c in HAIR_COLOURS},
-    "Straight_Hair": ("Wavy_Hair",),
-    "Wavy_Hair": ("Straight_Hair",),
-    "Mustache": ("No_Beard",),
-    "No_Beard": ("Mustache",),
-}
-
-_AVATAR_HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair")
-# The avatar domain (faceedit.data.avatars): a hat hides the hair, the bald top draws
-# none, and a hair colour needs hair that shows. These are the label couplings of
-# ``COUPLED_ATTRIBUTES`` there; an edit condition that breaks them asks the generator
-# for a combination it never saw in training.
-AVATAR_CONFLICTS: dict[str, tuple[str, ...]] = {
-    "Bald": (*_AVATAR_HAIR, "Wearing_Hat"),
-    "Wearing_Hat": (*_AVATAR_HAIR, "Bald"),
-    **{c: (*(o for o in _AVATAR_HAIR if o != c), "Wearing_Hat") for c in _AVATAR_HAIR},
-    "Mustache": ("No_Beard",),
-    "No_Beard": ("Mustache",),
-}
-
-# the rule sets a model's ``conflict_rules`` may name
-CONFLICT_RULES: dict[str, dict[str, tuple[str, ...]]] = {
-    "release": CONFLICTS,
-    "avatars": AVATAR_CONFLICTS,
-}
-
-
-def conflict_rules(name: str) -> dict[str, tuple[str, ...]]:
-    """The rule set called ``name`` (see :data:`CONFLICT_RULES`)."""
-    try:
-        return CONFLICT_RULES[name]
-    except KeyError:
-        raise FaceeditError(
-            f"unknown conflict rules {name!r} (known: {', '.join(CONFLICT_RULES)})"
-        ) from None
-
-
-def resolve_conflicts(
-    att: torch.Tensor,
-    changed: str,
-    names: Sequence[str],
-    keep: Sequence[str] = (),
-    rules: Mapping[str, Sequence[str]] = CONFLICTS,
-) -> torch.Tensor:
-    """Turn off the attributes that contradict ``changed`` when it is on.
-
-    ``att {0,1} [N, n_attrs]`` (modified copy returned); ``keep`` names are never touched
-    (attributes the user set explicitly); ``rules`` maps an attribute to those it excludes.
-    """
-    att = att.clone()
-    if changed not in names:
-        return att
-    on = att[:, names.index(changed)] > 0.5
-    for other in rules.get(changed, ()):
-        if other in names and other not in keep:
-            j = names.index(other)
-            att[on, j] = 0.0
-    return att
-
-
-def flip_targets(
-    att: torch.Tensor,
-    names: Sequence[str],
-    thres_int: float,
-    test_int: float,
-    rules: Mapping[str, Sequence[str]] = CONFLICTS,
-):
-    """The release's "flip each attribute" inputs: ``[n_attrs, N, n_attrs]``.
-
-    For attribute ``i``: ``b = 1 - a`` on attribute ``i`` only, conflicts resolved with
-    ``rules``, scaled to ``+-thres_int``, and attribute ``i`` itself to ``+-test_int``.
-    """
-    out = []
-    for i, name in enumerate(names):
-        b = att.clone().float()
-        b[:, i] = 1 - b[:, i]
-        b = resolve_conflicts(b, name, names, rules=rules)
-        b_ = (b * 2 - 1) * thres_int
-        b_[:, i] = b_[:, i] * (test_int / thres_int)
-        out.append(b_)
-    return torch.stack(out)
 
 
 def _to_uint8(img: torch.Tensor) -> list[np.ndarray]:
     from faceedit.data.images import tensor_to_uint8
 
     return list(tensor_to_uint8(img))
-
-
-@torch.no_grad()
-def flip_grid_images(
-    G: AttGANGenerator, img: torch.Tensor, att: torch.Tensor, thres_int: float, test_int: float
-):
-    """Rows of ``[input, reconstruction, flip attr 0, ...]`` uint8 cells + column labels."""
-    names = list(G.config.attrs)
-    att_ = (att.float() * 2 - 1) * thres_int
-    cols = [_to_uint8(img), _to_uint8(G(img, att_))]
-    rules = conflict_rules(G.config.conflict_rules)
-    for b_ in flip_targets(att, names, thres_int, test_int, rules):
-        cols.append(_to_uint8(G(img, b_)))
-    cells = [[c[r] for c in cols] for r in range(len(img))]
-    labels = ["input", "recon"] + [n.replace("_", "\n") for n in names]
-    return cells, labels
 
 
 @dataclass

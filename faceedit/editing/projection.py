@@ -11,7 +11,7 @@ autocorrelation at every scale so that they cannot carry the image. Both are off
 - ``space="w+"``: one W per layer ``[1, num_ws, w_dim]`` (reconstructs better).
 
 Losses: with a perceptual network (any module returning a list of feature maps, see
-:mod:`faceedit.eval.perceptual`), ``pixel_weight * MSE + LPIPS-style feature distance``;
+:mod:`faceedit.losses`), ``pixel_weight * MSE + LPIPS-style feature distance``;
 without one, ``pixel_weight * MSE + multiscale pyramid MSE (+ SSIM)``.
 """
 
@@ -28,8 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from faceedit.errors import FaceeditError
-from faceedit.eval.metrics import psnr
-from faceedit.eval.perceptual import PerceptualDistance, multiscale_loss
+from faceedit.losses import PerceptualDistance, multiscale_loss, psnr
 from faceedit.nets.stylegan2 import StyleGAN2Generator
 
 SPACES = ("w", "w+")
@@ -285,7 +284,7 @@ def project(
             img = synth(ws)
             loss = pixel_weight * (img - target).square().mean()
             if dist is not None:
-                from faceedit.eval.perceptual import feature_distance
+                from faceedit.losses import feature_distance
 
                 loss = loss + feature_distance(dist.features(img), target_feats).sum()
             else:

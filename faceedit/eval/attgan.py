@@ -120,7 +120,7 @@ def evaluate_attgan(
     """
     from tqdm.auto import tqdm
 
-    from faceedit.editing.attgan import conflict_rules, flip_targets
+    from faceedit.attributes import conflict_rules, flip_targets
     from faceedit.nets.attgan import AttGAN, fast_generate
 
     if not isinstance(model, AttGAN):

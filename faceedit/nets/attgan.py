@@ -95,7 +95,7 @@ class AttGANGeneratorConfig:
     test_int: float = 1.0
     style_dim: int = 0
     # which attributes an edit switches off with the one it switches on: a name in
-    # faceedit.editing.attgan.CONFLICT_RULES ("release": the release's rules for CelebA)
+    # faceedit.attributes.CONFLICT_RULES ("release": the release's rules for CelebA)
     conflict_rules: str = "release"
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ class LatentClassifierConfig:
     """An MLP ``num_ws * w_dim -> hidden... -> n_attrs``.
 
     ``attr_names`` may be empty: a 40-output classifier then uses CelebA's order
-    (``faceedit.data.latents.CELEBA_ATTRS``).
+    (``faceedit.attributes.CELEBA_ATTRS``).
     """
 
     num_ws: int = 18

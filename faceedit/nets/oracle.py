@@ -140,7 +140,7 @@ class AvatarOracle(ConfigModule):
         W]`` in [-1, 1] at any side (resized to ``img_size``).
 
         An oracle's features make a perceptual distance for the avatar domain (see
-        :mod:`faceedit.eval.perceptual`): they respond to what the labels depend on
+        :mod:`faceedit.losses`): they respond to what the labels depend on
         (a mouth, glasses, an eye shape) that a per-pixel error hardly sees.
         """
         out, x = [], self.resized(img)
@@ -161,22 +161,3 @@ class AvatarOracle(ConfigModule):
             for name, values in zip(self.config.param_names, self.config.param_values, strict=True)
         }
         return attrs, params
-
-
-def load_avatar_oracle(path) -> AvatarOracle:
-    """The avatar oracle at ``path`` (a directory, file or shipped name such as
-    ``avatar-oracle``).
-
-    Raises:
-        CheckpointError: unreadable, or a model of another kind.
-    """
-    from faceedit.checkpoints import load
-    from faceedit.errors import CheckpointError
-
-    model = load(path)
-    if not isinstance(model, AvatarOracle):
-        raise CheckpointError(
-            f"{path}: holds {type(model).__name__}, not an avatar oracle "
-            "('faceedit train oracle', or the shipped avatar-oracle)"
-        )
-    return model

@@ -159,7 +159,7 @@ class AttGANTrainConfig:
             raise FaceeditError(f"cls_blur {self.cls_blur}: a blur sigma from 0 to 8 pixels")
         if self.cls_fake < 0:
             raise FaceeditError(f"cls_fake {self.cls_fake}: a loss weight, 0 (off) or more")
-        from faceedit.editing.attgan import CONFLICT_RULES
+        from faceedit.attributes import CONFLICT_RULES
 
         if self.conflict_rules not in CONFLICT_RULES:
             raise FaceeditError(
@@ -756,8 +756,7 @@ def _sample_batch(cfg: AttGANTrainConfig):
 
 
 def _write_samples(run_dir: Path, logger: RunLogger, G, samples, cfg, step: int) -> None:
-    from faceedit.editing.attgan import flip_grid_images
-    from faceedit.viz import image_grid, save_grid
+    from faceedit.viz import flip_grid_images, image_grid, save_grid
 
     device = next(G.parameters()).device
     img, att = samples[0].to(device), samples[1].to(device)

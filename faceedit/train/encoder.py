@@ -14,9 +14,9 @@ down for CPUs. Each step has two halves:
 Image loss: MSE + L1 in pixel space, at full and half resolution, plus, with
 ``perceptual`` (an avatar oracle), ``lambda_perceptual`` times the LPIPS-style distance
 between the oracle's features of ``G(E(x))`` and ``x`` on both halves (see
-:mod:`faceedit.eval.perceptual`), and ``lambda_identity`` times the divergence between
+:mod:`faceedit.losses`), and ``lambda_identity`` times the divergence between
 how that oracle reads ``G(E(x))`` and ``x``, every attribute and rendering parameter
-(:class:`~faceedit.eval.perceptual.OracleAgreement`): pSp's identity loss for this
+(:class:`~faceedit.losses.OracleAgreement`): pSp's identity loss for this
 domain, where the identity is what the oracle reads. Adam with a cosine decay.
 The reconstruction PSNR on held-out (validation-split) images, and on the generator's
 own samples (where a perfect inverse exists), is measured every ``eval_every`` steps
@@ -43,9 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import DataError, FaceeditError
-from faceedit.fileio import atomic_dir, check_new_dir
 from faceedit.nets.latent_encoder import LatentEncoder, LatentEncoderConfig
 from faceedit.train.checkpointing import (
     RunSpec,
@@ -58,7 +56,7 @@ from faceedit.train.checkpointing import (
     save_training_checkpoint,
 )
 from faceedit.train.stylegan2 import mixed_ws
-from faceedit.units import DECIBEL, FRACTION, SECONDS, with_units
+from faceedit.units import DECIBEL, SECONDS, with_units
 
 IMAGE_DIR = "images"
 ATTR_FILE = "list_attr_celeba.txt"
@@ -332,9 +330,9 @@ def _load_oracle_losses(config: EncoderTrainConfig, device: torch.device):
     each is ``None`` when its weight is 0 (both without an oracle)."""
     if config.perceptual is None:
         return None, None
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.errors import CheckpointError
-    from faceedit.eval.perceptual import OracleAgreement, OracleFeatures, PerceptualDistance
-    from faceedit.nets.oracle import load_avatar_oracle
+    from faceedit.losses import OracleAgreement, OracleFeatures, PerceptualDistance
 
     try:
         oracle = load_avatar_oracle(config.perceptual).to(device)
@@ -362,8 +360,8 @@ def encoder_step(
     """One optimisation step: ``batch_size`` generated and ``batch_size`` real images.
 
     ``images``: the real training set, ``uint8 [N, 3, R, R]``. ``perceptual``: a frozen
-    :class:`~faceedit.eval.perceptual.PerceptualDistance` or ``None``; ``identity``: a
-    frozen :class:`~faceedit.eval.perceptual.OracleAgreement` or ``None``. Returns the
+    :class:`~faceedit.losses.PerceptualDistance` or ``None``; ``identity``: a
+    frozen :class:`~faceedit.losses.OracleAgreement` or ``None``. Returns the
     losses.
     """
     device = E.w_avg.device
@@ -587,119 +585,3 @@ def train_encoder(
         series = {k: v for k, v in logger.history.items() if k.startswith("loss/")}
         write_loss_plot(out / "losses.png", series, title="encoder losses", log_y=True)
     return EncoderTrainResult(export, metrics, per_step)
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def _reconstruction_reader(E: LatentEncoder, generator, labeller, device: torch.device):
-    """``(G, reader)`` that label codes by their reconstructions, or ``None`` (both unset)."""
-    if generator is None and labeller is None:
-        return None
-    if generator is None or labeller is None:
-        raise FaceeditError("labelling reconstructions needs both a generator and a labeller")
-    from faceedit.data.labelled_samples import load_labeller
-    from faceedit.train.stylegan2 import load_found_generator
-
-    G = load_found_generator(generator)
-    if (G.num_ws, G.w_dim) != (E.num_ws, E.w_dim):
-        raise FaceeditError(
-            f"generator {generator}: codes [{G.num_ws}, {G.w_dim}], the encoder's are "
-            f"[{E.num_ws}, {E.w_dim}]"
-        )
-    return G.to(device).eval(), load_labeller(labeller).to(device).eval()
-
-
-def encode_dataset(
-    encoder: str | os.PathLike,
-    data: str | os.PathLike,
-    out: str | os.PathLike,
-    split: str = "all",
-    batch_size: int = 64,
-    device: str = "cpu",
-    progress: bool = True,
-    generator: str | os.PathLike | None = None,
-    labeller: str | os.PathLike | None = None,
-) -> tuple[Path, int]:
-    """Encode every image of ``data`` (one split or all) into W+.
-
-    Writes ``out/codes.npy`` (``float32 [N, num_ws, w_dim]``) and ``out/list_attr_celeba.txt``
-    (the dataset's label rows for those images, same order), the layout that ``faceedit
-    train classifier --codes ... --labels ...`` reads. ``out`` appears complete or not at
-    all (written under a temporary name, then renamed). Returns ``(out, N)``.
-
-    With ``generator`` and ``labeller`` (an attribute reader such as ``avatar-oracle``),
-    the labels are instead the reader's verdict on each code's reconstruction
-    ``G.synthesis(E(x))``, read as ``faceedit eval`` reads an edit: what the code *draws*.
-    An encoder that loses a mustache gives a code whose dataset label says "mustache";
-    a latent classifier learns the wrong thing from that pair, and the edits it guides
-    start from such codes. These pairs have the inverted images' distribution (which a
-    generator's own samples, one ``w`` on every row, do not) and labels true to the codes.
-    ``out/labels.json`` then records the sources and how often each attribute is on.
-
-    Raises:
-        FaceeditError: a bad encoder, dataset, generator, labeller or output directory.
-    """
-    from tqdm import tqdm
-
-    from faceedit.checkpoints import load
-    from faceedit.data.labelled_samples import draw_and_read
-    from faceedit.errors import CheckpointError
-    from faceedit.train.common import resolve_device
-
-    out = check_new_dir(out)
-    if batch_size < 1:
-        raise FaceeditError(f"batch size must be at least 1, got {batch_size}")
-    if not Path(encoder).exists():
-        raise FaceeditError(f"{encoder}: no such encoder")
-    try:
-        E = load(encoder)
-    except CheckpointError as e:
-        raise FaceeditError(f"encoder: {e}") from None
-    if not isinstance(E, LatentEncoder):
-        raise FaceeditError(f"{encoder}: holds a {type(E).__name__}, not a latent encoder")
-    dev = resolve_device(device)
-    E = E.to(dev).eval()
-    reader = _reconstruction_reader(E, generator, labeller, dev)
-    root = Path(data)
-    files = dataset_files(root, split)
-    labels_text: str | None = None  # the list_attr_celeba.txt to write
-    read: list[np.ndarray] = []  # with a reader: its verdicts, one array per batch
-    if (root / ATTR_FILE).is_file() and reader is None:
-        lines = [ln for ln in (root / ATTR_FILE).read_text("utf-8").splitlines() if ln.strip()]
-        by_name = {ln.split()[0]: ln for ln in lines[2:]}
-        labels_text = f"{len(files)}\n{lines[1]}\n" + "".join(by_name[f] + "\n" for f in files)
-    codes = np.empty((len(files), E.num_ws, E.w_dim), dtype=np.float32)
-    bar = tqdm(total=len(files), desc="encoding", unit="img", disable=not progress)
-    with torch.no_grad():
-        for i in range(0, len(files), batch_size):
-            chunk = load_images(root, files[i : i + batch_size], E.img_resolution)
-            ws = E(to_model_range(chunk.images).to(dev))
-            codes[i : i + len(chunk.files)] = ws.cpu().numpy()
-            if reader is not None:
-                read.append(draw_and_read(*reader, ws)[1])
-            bar.update(len(chunk.files))
-    bar.close()
-    meta = None
-    if reader is not None:
-        names = tuple(reader[1].config.attr_names)
-        verdicts = np.concatenate(read)  # [N, n_attrs] in {-1, 1}; N >= 1 (dataset_files)
-        labels_text = celeba_labels_text(names, list(zip(files, verdicts.tolist(), strict=True)))
-        sources = {"encoder": encoder, "data": data, "generator": generator, "labeller": labeller}
-        meta = {
-            **{k: str(v) for k, v in sources.items()},
-            "split": split,
-            "n": len(files),
-            "on_rate": {
-                a: round(float(r), 4) for a, r in zip(names, (verdicts > 0).mean(0), strict=True)
-            },
-            "units": {"on_rate": FRACTION},
-        }
-    with atomic_dir(out) as tmp:
-        np.save(tmp / "codes.npy", codes)
-        if labels_text is not None:
-            (tmp / ATTR_FILE).write_text(labels_text, "utf-8")
-        (tmp / "files.txt").write_text("".join(f + "\n" for f in files), "utf-8")
-        if meta is not None:
-            (tmp / LABELS_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
-    return out, len(files)

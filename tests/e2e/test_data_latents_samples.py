@@ -1,7 +1,7 @@
 """``faceedit data latents --generator G --labeller L``: a generator's own samples as W+
-codes, labelled by an attribute reader (faceedit.data.labelled_samples); with
+codes, labelled by an attribute reader (faceedit.synth.labelled_samples); with
 ``--transformers T --codes C``, the transformers' edits of such codes, labelled the same way
-(faceedit.data.edited_latents).
+(faceedit.synth.edited_latents).
 
 The labels must be the reader's verdict on the very image each code renders, the files
 must be the layout that ``train classifier`` reads, the same seed must give the same

@@ -10,7 +10,7 @@ from PIL import Image
 from faceedit.cli import main
 from faceedit.data.images import tensor_to_uint8, write_image
 from faceedit.eval.metrics import psnr
-from faceedit.eval.perceptual import VGG16Features
+from faceedit.losses import VGG16Features
 from faceedit.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 

@@ -126,7 +126,7 @@ def test_tiny_training_run_lowers_the_loss_and_reports_accuracy(dataset: Path, t
 def test_features_are_the_stages_of_the_trunk_and_make_a_perceptual_distance(
     dataset: Path,
 ) -> None:
-    from faceedit.eval.perceptual import OracleFeatures, PerceptualDistance
+    from faceedit.losses import OracleFeatures, PerceptualDistance
 
     arrays = A.load_arrays(dataset, "val")
     torch.manual_seed(0)
@@ -159,7 +159,7 @@ def test_features_are_the_stages_of_the_trunk_and_make_a_perceptual_distance(
 def test_agreement_is_the_mean_kl_divergence_between_two_readings(dataset: Path) -> None:
     from torch.distributions import Bernoulli, Categorical, kl_divergence
 
-    from faceedit.eval.perceptual import OracleAgreement
+    from faceedit.losses import OracleAgreement
 
     arrays = A.load_arrays(dataset, "val")
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from faceedit.editing.projection import (
 )
 from faceedit.errors import CheckpointError, FaceeditError
 from faceedit.eval.metrics import psnr, ssim
-from faceedit.eval.perceptual import (
+from faceedit.losses import (
     VGG16Features,
     feature_distance,
     load_vgg16_features,

@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from faceedit import registry
+from faceedit.checkpoints import download as downloader
+from faceedit.checkpoints.download import DownloadError, download
 from faceedit.cli import main
 from faceedit.nets.latent import LatentClassifier, LatentTransformer
-from faceedit.registry import DownloadError, download
 
 
 class _Server:
@@ -116,7 +117,7 @@ def test_full_download_verifies_and_validates(server, monkeypatch, tmp_path):
     assert path == tmp_path / "latent_classifier_epoch_20.pth"
     assert path.read_bytes() == data
     assert not (tmp_path / "latent-classifier.part").exists()
-    assert isinstance(registry._load_model(path), LatentClassifier)
+    assert isinstance(downloader._load_model(path), LatentClassifier)
     # a second call finds it in the cache and does not download again
     n = len(server.requests)
     assert download("latent-classifier", cache=tmp_path, progress=False) == path
@@ -183,7 +184,7 @@ def test_zip_release_is_unpacked_and_its_checkpoints_validated(server, monkeypat
     _point(monkeypatch, "latent-transformer-models", server.url("/m.zip"), data)
     path = download("latent-transformer-models", cache=tmp_path, progress=False)
     assert path == tmp_path / "latent-transformer-models" and path.is_dir()
-    model = registry._load_model(path / "001" / "tnet_15.pth.tar")
+    model = downloader._load_model(path / "001" / "tnet_15.pth.tar")
     assert isinstance(model, LatentTransformer) and model.config.attr_name == "Eyeglasses"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latent-transformer-models"]
 

@@ -1,21 +1,27 @@
-"""Image distances for optimisation: perceptual features, image pyramids, SSIM.
+"""The losses that training, editing and evaluation share: pixel, multiscale, perceptual
+and identity (one home, below ``train``, ``editing`` and ``eval``; judges stay in ``eval``).
 
-A *perceptual network* here is any ``nn.Module`` that maps ``img [N, 3, H, W]`` in
-[-1, 1] to a list of feature maps ``[N, C_k, H_k, W_k]`` (e.g. the conv stages of a
-VGG16 built from weights the user provides: none ship offline, see ASSETS.md). The
-distance follows LPIPS without learned heads (Zhang et al., CVPR 2018): unit-normalise
-each feature vector along channels, then average the squared differences.
+Pixel: :func:`psnr` and :func:`ssim` (Wang et al., IEEE TIP 2004; Gaussian window 11,
+sigma 1.5), differentiable, on any device; ``data_range`` is 2 for images in [-1, 1] and
+1 for images in [0, 1]. :mod:`faceedit.eval.metrics` reports them under the same names.
 
-For the avatar domain, an avatar oracle's conv stages serve as that network
+Perceptual: a *perceptual network* here is any ``nn.Module`` that maps
+``img [N, 3, H, W]`` in [-1, 1] to a list of feature maps ``[N, C_k, H_k, W_k]`` (e.g. the
+conv stages of a VGG16 built from weights the user provides: none ship offline, see
+ASSETS.md). The distance follows LPIPS without learned heads (Zhang et al., CVPR 2018):
+unit-normalise each feature vector along channels, then average the squared differences.
+
+Identity: for the avatar domain, an avatar oracle's conv stages serve as that network
 (:class:`OracleFeatures`): they respond to the mouth, glasses and eye shapes the labels
 depend on, which cover a few pixels each and which a per-pixel loss hardly sees. This is
-the role pSp gives a face-recognition network (its identity loss). Use an oracle other
-than the one that judges the results (``faceedit train oracle --seed 1``), so that an
-inverter is not tuned to the evaluator's own features.
+the role pSp gives a face-recognition network (its identity loss), which
+:class:`OracleAgreement` plays on the oracle's readings. Use an oracle other than the one
+that judges the results (``faceedit train oracle --seed 1``), so that an inverter is not
+tuned to the evaluator's own features.
 
-Without such a network, :func:`multiscale_loss` (mean squared error over an image
-pyramid, plus optional SSIM, Wang et al., IEEE TIP 2004) stands in for it: coarse levels
-weigh overall shape and colour, which plain per-pixel error under-weights.
+Multiscale: without such a network, :func:`multiscale_loss` (mean squared error over an
+image pyramid, plus optional SSIM) stands in for it: coarse levels weigh overall shape and
+colour, which plain per-pixel error under-weights.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceedit.errors import CheckpointError
-from faceedit.eval.metrics import ssim
 
 # torchvision's VGG16 "features" layout (Simonyan & Zisserman, ICLR 2015): conv widths,
 # "M" = 2x2 max pool; LPIPS reads relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3, which
@@ -39,6 +44,41 @@ VGG16_LAYERS: tuple[int | str, ...] = (
 VGG16_TAPS = (3, 8, 15, 22, 29)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------- pixel
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Per-image PSNR in dB of ``[N, C, H, W]`` images (range 2 for [-1, 1]) -> ``[N]``."""
+    mse = (a.float() - b.float()).square().flatten(1).mean(1).clamp(min=1e-12)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def ssim(
+    a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 2.0
+) -> torch.Tensor:
+    """Differentiable SSIM of ``[N, C, H, W]`` images -> ``[N]`` (Gaussian window).
+
+    ``data_range`` is 2 for images in [-1, 1]. The window shrinks for tiny images.
+    """
+    window = min(window, a.shape[-1], a.shape[-2])
+    coords = torch.arange(window, dtype=a.dtype, device=a.device) - (window - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, window, window).contiguous()
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, kernel, groups=a.shape[1])
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    s_aa = blur(a * a) - mu_a**2
+    s_bb = blur(b * b) - mu_b**2
+    s_ab = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2)
+    return (num / den).flatten(1).mean(1)
 
 
 def _unit(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
@@ -187,7 +227,7 @@ def load_oracle_features(path: str | os.PathLike) -> OracleFeatures:
     Raises:
         CheckpointError: unreadable, or not an avatar oracle.
     """
-    from faceedit.nets.oracle import load_avatar_oracle
+    from faceedit.checkpoints.oracle import load_avatar_oracle
 
     return OracleFeatures(load_avatar_oracle(path))
 

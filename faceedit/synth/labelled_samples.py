@@ -1,8 +1,8 @@
 """Codes of a generator's own samples, labelled by an attribute reader.
 
 ``faceedit data latents --generator G --labeller L`` writes the same ``codes.npy`` +
-``list_attr_celeba.txt`` pair that encoding a labelled dataset does (:func:`faceedit.train.
-encoder.encode_dataset`), from a different source: ``z ~ N(0, I) -> w = G.mapping(z)`` (one
+``list_attr_celeba.txt`` pair that encoding a labelled dataset does (:func:`faceedit.synth.
+encoded.encode_dataset`), from a different source: ``z ~ N(0, I) -> w = G.mapping(z)`` (one
 ``w`` repeated over the W+ rows; with ``mixing``, a share of the codes switch to a second
 ``w`` at a random row), the image ``G.synthesis(w)``, and the labels that an
 attribute reader (the avatar oracle) gives that image. This is how InterFaceGAN (Shen et al.,
@@ -58,8 +58,8 @@ class LabelledSamples:
 
 def load_labeller(labeller: str | os.PathLike):
     """An avatar oracle to label images with; a bad one raises "labeller: ..."."""
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.errors import CheckpointError
-    from faceedit.nets.oracle import load_avatar_oracle
 
     try:
         return load_avatar_oracle(labeller)

@@ -91,7 +91,7 @@ def label_latent_edits(
     """
     from tqdm import tqdm
 
-    from faceedit.data.labelled_samples import draw_and_read, load_labeller
+    from faceedit.synth.labelled_samples import draw_and_read, load_labeller
     from faceedit.train.common import resolve_device
     from faceedit.train.stylegan2 import load_found_generator
 
@@ -191,7 +191,7 @@ def label_latent_edits(
 def _load_transformers(source: str | os.PathLike) -> dict[str, torch.nn.Module]:
     """``{attribute: LatentTransformer}`` of every ``tnet_<Name>/`` in ``source``."""
     from faceedit.editing.latent import LatentEditor
-    from faceedit.editing.pipeline import find_transformers
+    from faceedit.editing.latent_pipeline import find_transformers
 
     try:
         return LatentEditor.from_paths(find_transformers(source)).transformers
