@@ -34,29 +34,30 @@ def register(commands: Commands) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from faceedit.registry import REGISTRY, cache_dir, format_size, local_path
-    from faceedit.shipped import shipped_models, shipped_path
+    from faceedit.hub import catalogue
+    from faceedit.registry import REGISTRY, cache_dir, format_size
 
-    # shipped models need no download: they load by name (faceedit.load, --model NAME)
-    names = shipped_models()
-    print(f"shipped with faceedit ({len(names)}):")
-    for name in names:
-        path = shipped_path(name)
-        kind = "bundle" if (path / "bundle.json").is_file() else "model"
-        print(f"  {name}  [{kind}] {path}")
-    root = cache_dir(args.cache_dir)
+    # one catalogue: shipped models load by name with no download (faceedit.load,
+    # --model NAME); the official releases once `faceedit download NAME` has fetched them
+    entries = catalogue(args.cache_dir)
+    shipped = [e for e in entries.values() if e.origin == "shipped"]
+    print(f"shipped with faceedit ({len(shipped)}):")
+    for e in shipped:
+        print(f"  {e.name}  [{e.description.removeprefix('shipped ')}] {e.path}")
     print()
-    print(f"cache: {root}")
-    for entry in REGISTRY.values():
-        here = local_path(entry, root).exists()
-        state = "downloaded" if here else ("manual download" if entry.kind == "manual" else "")
+    print(f"cache: {cache_dir(args.cache_dir)}")
+    for e in entries.values():
+        if e.origin == "shipped":
+            continue
+        entry = REGISTRY[e.name]
+        state = "downloaded" if e.path else ("manual download" if entry.kind == "manual" else "")
         print(f"\n{entry.name}  [{state or 'not downloaded'}]")
         print(f"  {entry.description}")
         print(f"  file:    {entry.filename} ({format_size(entry.size)})")
         print(f"  url:     {entry.url}")
         print(f"  source:  {entry.source}")
         print(f"  licence: {entry.licence}")
-        print(f"  loads:   {entry.loads_as}")
+        print(f"  loads:   {entry.loads_as}" + (f" (preset {e.preset})" if e.preset else ""))
     return 0
 
 
