@@ -18,10 +18,10 @@ import argparse
 from faceedit.cli.common import (
     Commands,
     add_device,
-    add_option,
     add_output,
     add_quiet,
 )
+from faceedit.cli.edit_grids import add_grid_arguments
 from faceedit.editing.methods import METHODS
 
 MODES = ("grid", "slide", "style")
@@ -111,29 +111,6 @@ def add_sweep_arguments(g: argparse._ArgumentGroup) -> None:
         metavar="N",
         help="strengths in the sweep (W+ codes strip: 7; --mode slide: 10)",
     )
-
-
-def add_grid_arguments(g: argparse._ArgumentGroup) -> None:
-    """AttGAN grid options shared by ``edit --mode`` and the deprecated ``attgan-edit``."""
-    g.add_argument("--setting", help="setting.txt of a release checkpoint (if not beside it)")
-    g.add_argument(
-        "--current",
-        action="append",
-        metavar="NAME=0|1",
-        help="current attributes (others are predicted by the classifier head)",
-    )
-    add_option(
-        g,
-        "--num-styles",
-        deprecated=("--n-styles",),
-        type=int,
-        default=6,
-        metavar="N",
-        help="--mode style: number of styles",
-    )
-    g.add_argument("--test-int", type=float, default=None, help="--mode grid flip strength")
-    g.add_argument("--crop", default="center", choices=["center", "celeba", "none"])
-    g.add_argument("--plain", action="store_true", help="no batch-norm folding (slower)")
 
 
 def add_model_arguments(p: argparse.ArgumentParser, attr_required: bool = True) -> None:

@@ -11,16 +11,44 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands, add_device, add_output, parse_attr_strengths, parse_range
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_option,
+    add_output,
+    parse_attr_strengths,
+    parse_range,
+)
 from faceedit.errors import FaceeditError
 
 SLIDE_RANGE = (-1.0, 1.0)
 SLIDE_COUNT = 10
 
 
-def register(commands: Commands) -> None:
-    from faceedit.cli.edit import add_grid_arguments
+def add_grid_arguments(g: argparse._ArgumentGroup) -> None:
+    """AttGAN grid options shared by ``edit --mode`` and the deprecated ``attgan-edit``."""
+    g.add_argument("--setting", help="setting.txt of a release checkpoint (if not beside it)")
+    g.add_argument(
+        "--current",
+        action="append",
+        metavar="NAME=0|1",
+        help="current attributes (others are predicted by the classifier head)",
+    )
+    add_option(
+        g,
+        "--num-styles",
+        deprecated=("--n-styles",),
+        type=int,
+        default=6,
+        metavar="N",
+        help="--mode style: number of styles",
+    )
+    g.add_argument("--test-int", type=float, default=None, help="--mode grid flip strength")
+    g.add_argument("--crop", default="center", choices=["center", "celeba", "none"])
+    g.add_argument("--plain", action="store_true", help="no batch-norm folding (slower)")
 
+
+def register(commands: Commands) -> None:
     p = commands.add(
         "attgan-edit",
         "edit aligned face crops with an AttGAN",
