@@ -252,9 +252,17 @@ def test_bad_inputs_give_one_line(data, capsys, tmp_path, case, message):
         strengths = "-1,1"
     elif case == "half":
         extra = ["--codes", codes]
-    elif case == "none":
-        extra = []
     model = bundle
+    if case == "none":  # a bundle that names no directions, and none given
+        import json
+        import shutil
+
+        extra = []
+        model = tmp_path / "no-directions"
+        shutil.copytree(bundle, model)
+        spec = json.loads((model / "bundle.json").read_text())
+        spec.pop("directions", None)
+        (model / "bundle.json").write_text(json.dumps(spec))
     if method == "attgan":
         from tests.helpers.tiny_edit import attgan_model
 

@@ -462,13 +462,13 @@ def test_cli_attgan_resumes_by_default_and_takes_resume_as_a_deprecated_no_op(
     from faceedit.cli import main
 
     cfg = _attgan_yaml(assets, tmp_path)
-    base = ["train", "attgan", "--config", str(cfg), "--no-progress"]
+    base = ["train", "attgan", "--config", str(cfg), "-q"]
     assert main(base) == 0
     assert main([*base, "--max-steps", "4", "--resume"]) == 0
     err = capsys.readouterr().err
     assert "--resume is deprecated and does nothing" in err and len(err.splitlines()) == 1
     assert _load(tmp_path / "run")["step"] == 4
-    assert main([*base, "--out-dir", str(tmp_path / "run"), "--max-steps", "4"]) == 0
+    assert main([*base, "-o", str(tmp_path / "run"), "--max-steps", "4"]) == 0
     assert _load(tmp_path / "run")["step"] == 4  # finished: nothing more to do
     # the old run is there: another config is refused in one line that names the flag
     cfg.write_text(cfg.read_text().replace("n_d: 1", "n_d: 2"))
@@ -492,7 +492,7 @@ def test_cli_latent_and_stylegan2_deprecated_flags(assets, tmp_path, capsys) -> 
     np.save(tmp_path / "labels.npy", data.labels)
     args = ["train", "classifier", "--codes", str(tmp_path / "codes.npy"), "--labels"]
     args += [str(tmp_path / "labels.npy"), "-o", str(tmp_path / "clf"), "--preset", "small"]
-    args += ["--hidden", "8", "--epochs", "1", "--no-progress"]
+    args += ["--hidden", "8", "--epochs", "1", "-q"]
     assert main([*args, "--resume"]) == 0
     assert "--resume is deprecated" in capsys.readouterr().err
     assert main([*args, "--epochs", "2"]) == 0
