@@ -89,6 +89,25 @@ def test_latent_video_keeps_timing_and_audio(root, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
+def test_linear_method_edits_a_video_with_the_bundles_directions(root, tmp_path, capsys):
+    """--method linear goes through the same video pipeline (the latent bundle's linear
+    directions instead of its transformers): another edit of the same codes."""
+    outs = {}
+    for method in ("latent", "linear"):
+        outs[method] = tmp_path / f"{method}.mp4"
+        args = ["video", str(root / "in.mp4"), "--attr", "Smiling=1", "--method", method]
+        args += ["--model", str(root / "latent"), "--invert", "optimize", "--steps", "2"]
+        assert main([*args, "-q", "-o", str(outs[method])]) == 0
+    latent, _ = _frames(outs["latent"])
+    linear, _ = _frames(outs["linear"])
+    assert len(latent) == len(linear) == 12
+    face = [
+        np.abs(a[60:100, 60:100].astype(int) - b[60:100, 60:100]).mean()
+        for a, b in zip(latent, linear, strict=True)
+    ]
+    assert min(face) > 3  # a different edit on every frame's face
+
+
 def test_resume_after_interruption_gives_the_same_video(root, tmp_path):
     from faceedit.editing.pipeline import build_editor
 
