@@ -25,6 +25,31 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_not_inputs(outputs, inputs, overwrite: bool = False) -> None:
+    """Refuse outputs that would replace a user's input: an output path that is an input
+    file, or an output folder that holds an input, unless ``overwrite``.
+
+    Raises:
+        FaceeditError: one line naming the clash and the ``--overwrite`` flag.
+    """
+    if overwrite:
+        return
+    given = {Path(i).resolve() for i in inputs if Path(i).exists()}
+    folders = {i.parent for i in given}
+    for out in outputs:
+        target = Path(out).resolve()
+        if target in given:
+            raise FaceeditError(
+                f"{out}: is an input; writing it would replace the original (choose another "
+                "output, or pass --overwrite)"
+            )
+        if target.is_dir() and target in folders:
+            raise FaceeditError(
+                f"{out}: holds the inputs; edits written there could replace originals "
+                "(choose another folder, or pass --overwrite)"
+            )
+
+
 def _umask() -> int:
     """The process umask, read without changing it (os.umask would, racing threads)."""
     with contextlib.suppress(OSError, ValueError):

@@ -78,9 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _one_line_warnings() -> None:
+    """faceedit's own warnings (a model on the other domain, ...) print as one line, like
+    its errors, instead of Python's file:line: Category: text block."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("faceedit."):
+            print(f"faceedit: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def _run(argv: list[str] | None) -> int:
     from faceedit.errors import FaceeditError
 
+    _one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

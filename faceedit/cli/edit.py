@@ -66,6 +66,11 @@ def register(commands: Commands) -> None:
         "-o names a directory; the models load once and each photo is inverted once",
     )
     photos.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow an output that is an input, or an output folder that holds inputs",
+    )
+    photos.add_argument(
         "--reconstruct",
         action="store_true",
         help="write the unedited reconstruction: as the output without --attr, else also "
@@ -258,6 +263,7 @@ def _write(path, rgb) -> None:
 # silently ignored option
 _PHOTO_ONLY = (
     ("--aligned", "aligned"),
+    ("--overwrite", "overwrite"),
     ("--compare", "compare"),
     ("--edits", "edits"),
     ("--reconstruct", "reconstruct"),
@@ -319,6 +325,7 @@ def _refuse(args: argparse.Namespace, what: str, options) -> None:
 
 def _run_photos(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from tqdm import tqdm
 
@@ -342,6 +349,10 @@ def _run_photos(args: argparse.Namespace) -> int:
         edits = parse_attr_strengths(args.attr) if args.attr else None
         jobs = [(f, edits) for f in files]
         outputs = _output_paths(files, args.output, many)
+    from faceedit.fileio import check_not_inputs
+
+    targets = [*outputs, args.output] if Path(args.output).is_dir() else outputs
+    check_not_inputs(targets, [src for src, _ in jobs], args.overwrite)
     editor, _ = build_editor(args, check=False)
     for _, edits in jobs:  # every row's names and strengths, before any photo is touched
         if edits is not None:

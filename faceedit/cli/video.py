@@ -41,6 +41,7 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--crf", type=int, default=18, help="output quality (x264/VP9 CRF)")
     p.add_argument("--keep-cache", action="store_true", help="keep the frame cache after success")
+    p.add_argument("--overwrite", action="store_true", help="allow the output to be the input")
     add_quiet(p, help="no progress bar")
 
 
@@ -50,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from faceedit.cli.edit import build_editor
     from faceedit.editing.video import VideoEditor, _av, _open_input, _pick_codec
     from faceedit.errors import FaceeditError
-    from faceedit.fileio import check_output_path
+    from faceedit.fileio import check_not_inputs, check_output_path
 
     if args.face_index is not None and args.face_index < 0:
         raise FaceeditError(f"--face-index {args.face_index}: must be >= 0")
     output = check_output_path(args.output)
+    check_not_inputs([output], [args.input], args.overwrite)
     _pick_codec(_av(), output.suffix.lower(), output)
     _open_input(Path(args.input)).close()  # before loading models: fail fast
     editor, edits = build_editor(args)

@@ -33,6 +33,7 @@ from faceedit.editing.methods import METHODS, build_crop_editor
 from faceedit.faces.align import AlignedFace, ImageInput, load_rgb
 
 __all__ = [
+    "DomainWarning",
     "EditError",
     "FaceEdit",
     "FaceEditor",
@@ -89,6 +90,11 @@ class PhotoEditResult:
     def compare(self) -> np.ndarray:
         """Before | after side by side, ``uint8 [H, 2W, 3]``."""
         return np.concatenate([self.original, self.image], axis=1)
+
+
+class DomainWarning(UserWarning):
+    """A model was given an image of the other domain (an avatar model a photo, or a
+    photo model an avatar): the result means little."""
 
 
 @dataclass(eq=False)
@@ -204,18 +210,44 @@ class FaceEditor:
             face_index: ``None`` = the largest face, an int = that face (largest first),
                 ``"all"`` = every face.
             aligned: the image already is an aligned square crop: no detection, no
-                paste-back; the result is the edited crop at the image's size.
+                paste-back; the result is the edited crop at the image's size. An avatar
+                model (``domain == "avatar"``) always takes the whole image this way.
+
+        Warns:
+            DomainWarning: the image looks like the other domain (a photo given to an
+                avatar model, an avatar to a photo model).
 
         Raises:
             NoFaceError: no face (or not the one asked for), naming the file.
         """
+        from faceedit.data.domain import looks_drawn
         from faceedit.faces.align import align_face, align_faces
 
         rgb, name = load_rgb(image)
-        if aligned:
+        whole = self.editor.domain == "avatar"
+        if aligned or whole:  # the image is the crop: no detection, no paste-back
             h, w = rgb.shape[:2]
             if abs(h - w) > 0.02 * max(h, w):
-                raise EditError(f"{name}: --aligned input must be a square face crop, got {w}x{h}")
+                what = (
+                    "an avatar model takes a square avatar image"
+                    if whole
+                    else "--aligned input must be a square face crop"
+                )
+                raise EditError(f"{name}: {what}, got {w}x{h}")
+            if whole and face_index not in (None, 0, "all"):
+                raise EditError(f"{name}: an avatar image holds one face (face index 0)")
+        drawn = looks_drawn(rgb)
+        if whole and not drawn:
+            self._warn(
+                f"{name} looks like a photograph, but {self._model()} edits whole avatar "
+                "images (faceedit data avatars): the result will mean little"
+            )
+        elif not whole and drawn and not aligned:
+            self._warn(
+                f"{name} looks like a drawn avatar, but {self._model()} edits aligned "
+                "photos of faces: for avatars use an avatar model (faceedit models)"
+            )
+        if aligned or whole:
             crop = resize_crops(rgb[None], self.crop_size)[0]
             return PreparedPhoto(rgb, name, [None], [crop], [self.invert_crop(crop)])
         from faceedit.faces.detect import NoFaceError
@@ -234,6 +266,14 @@ class FaceEditor:
             face.source = name
         crops = [face.crop for face in faces]
         return PreparedPhoto(rgb, name, faces, crops, [self.invert_crop(c) for c in crops])
+
+    def _model(self) -> str:
+        return self.name or f"this {self.method} model"
+
+    def _warn(self, message: str) -> None:
+        import warnings
+
+        warnings.warn(DomainWarning(message), stacklevel=3)
 
     def render(self, photo: PreparedPhoto, edits: Mapping[str, float] | None) -> PhotoEditResult:
         """The prepared photo with ``edits`` applied to each face (checked here), or with
