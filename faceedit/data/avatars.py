@@ -461,14 +461,86 @@ def _pick(record: Mapping[str, str], name: str, options: Sequence[str]) -> str:
     return options[digest % len(options)]
 
 
+def edit_options(
+    record: Mapping[str, str], name: str, value: int | bool = True
+) -> dict[str, tuple[str, ...]]:
+    """What an attribute edit may change, and to what: ``{parameter: candidate values}``
+    (one candidate where the edit is forced, e.g. taking glasses off). Empty when the
+    attribute already has ``value``. :func:`edit_attribute` picks one candidate each.
+
+    Raises:
+        DataError: an unknown attribute or a bad record.
+    """
+    base = validate_record(record)
+    if name not in ATTRIBUTE_NAMES:
+        raise DataError(f"unknown attribute {name!r} (known: {', '.join(ATTRIBUTE_NAMES)})")
+    on = bool(value) and value != -1
+    if (attributes(base)[name] == 1) == on:
+        return {}
+    smiling = attributes(base)["Smiling"] == 1
+    open_mouth = attributes(base)["Mouth_Slightly_Open"] == 1
+    hair_tops = tuple(t for t in HAIR_TOPS if t not in BALDING_TOPS)
+    colours = {"Black_Hair": BLACK_HAIR, "Blond_Hair": BLOND_HAIR, "Brown_Hair": BROWN_HAIR}
+    # clear lenses only, so that the eyes (and Eyes_Closed) stay visible
+    clear = tuple(g for g in GLASSES if g not in EYE_HIDING)
+    options: dict[str, tuple[str, ...]] = {}
+    if name == "Smiling":
+        options["mouth"] = MOUTH_CELLS[(on, open_mouth)]
+    elif name == "Mouth_Slightly_Open":
+        options["mouth"] = MOUTH_CELLS[(smiling, on)]
+    elif name == "Eyeglasses":
+        options["accessories"] = clear if on else (NO_TOP,)
+        if not on and base["accessories"] in EYE_HIDING and base["eyes"] in EYES_CLOSED:
+            # closed eyes hidden by the lenses would show: they were not "closed" before
+            options["eyes"] = EYES_OPEN
+    elif name == "Eyes_Closed":
+        options["eyes"] = EYES_CLOSED if on else EYES_OPEN
+        if on and base["accessories"] in EYE_HIDING:
+            options["accessories"] = clear
+    elif name == "Mustache":
+        options["facialHair"] = MOUSTACHES if on else (NO_TOP,)
+    elif name == "No_Beard":
+        options["facialHair"] = (NO_TOP,) if on else BEARDS
+    elif name in ("Pale_Skin", "Dark_Skin"):
+        target = PALE_SKIN if name == "Pale_Skin" else DARK_SKIN
+        options["skinColor"] = target if on else MID_SKIN
+    elif name == "Wearing_Hat":
+        options["top"] = HAT_TOPS if on else hair_tops
+    elif name == "Bald":
+        options["top"] = (NO_TOP,) if on else hair_tops
+    else:  # hair colours
+        if on:
+            options["hairColor"] = colours[name]
+            if not hair_visible(base):
+                options["top"] = hair_tops
+        else:
+            options["hairColor"] = OTHER_HAIR
+    return options
+
+
+# parameters that only colour a part: a colour edit has one answer up to its shade
+COLOUR_PARAMETERS = ("hairColor", "skinColor")
+
+
+def has_unique_truth(record: Mapping[str, str], name: str, value: int | bool = True) -> bool:
+    """Whether the edit has one right answer: every part it redraws is forced (taking
+    glasses, a beard or the hair off) or only recoloured. Edits that must draw a new shape
+    chosen among several (glasses put on, a hair shape under a hat taken off, a new mouth)
+    have several right answers, of which the ground truth is one."""
+    return all(
+        len(values) == 1 or key in COLOUR_PARAMETERS
+        for key, values in edit_options(record, name, value).items()
+    )
+
+
 def edit_attribute(record: Mapping[str, str], name: str, value: int | bool = True) -> Record:
     """The ground truth of an attribute edit: ``record`` with ``name`` set to ``value``.
 
     Changes as few parameters as possible: the part that carries the attribute, and the
-    top as well when a hair colour must become visible. Every other attribute keeps its
-    value, except those of :data:`COUPLED_ATTRIBUTES` that cannot keep it (turning
-    ``Wearing_Hat`` on hides the hair colour). The new part is chosen deterministically
-    from the record.
+    top as well when a hair colour must become visible (:func:`edit_options`). Every other
+    attribute keeps its value, except those of :data:`COUPLED_ATTRIBUTES` that cannot keep
+    it (turning ``Wearing_Hat`` on hides the hair colour). The new part is chosen
+    deterministically from the record.
 
     Args:
         record: avatar parameters.
@@ -479,51 +551,10 @@ def edit_attribute(record: Mapping[str, str], name: str, value: int | bool = Tru
         DataError: an unknown attribute or a bad record.
     """
     base = validate_record(record)
-    if name not in ATTRIBUTE_NAMES:
-        raise DataError(f"unknown attribute {name!r} (known: {', '.join(ATTRIBUTE_NAMES)})")
-    on = bool(value) and value != -1
-    if (attributes(base)[name] == 1) == on:
+    options = edit_options(base, name, value)
+    if not options:
         return base
-    smiling = attributes(base)["Smiling"] == 1
-    open_mouth = attributes(base)["Mouth_Slightly_Open"] == 1
-    hair_tops = tuple(t for t in HAIR_TOPS if t not in BALDING_TOPS)
-    colours = {"Black_Hair": BLACK_HAIR, "Blond_Hair": BLOND_HAIR, "Brown_Hair": BROWN_HAIR}
-    changes: dict[str, str] = {}
-    if name == "Smiling":
-        changes["mouth"] = _pick(base, "mouth", MOUTH_CELLS[(on, open_mouth)])
-    elif name == "Mouth_Slightly_Open":
-        changes["mouth"] = _pick(base, "mouth", MOUTH_CELLS[(smiling, on)])
-    elif name == "Eyeglasses":
-        # clear lenses only, so that the eyes (and Eyes_Closed) stay visible
-        clear = tuple(g for g in GLASSES if g not in EYE_HIDING)
-        changes["accessories"] = _pick(base, "accessories", clear) if on else NO_TOP
-        if not on and base["accessories"] in EYE_HIDING and base["eyes"] in EYES_CLOSED:
-            # closed eyes hidden by the lenses would show: they were not "closed" before
-            changes["eyes"] = _pick(base, "eyes", EYES_OPEN)
-    elif name == "Eyes_Closed":
-        changes["eyes"] = _pick(base, "eyes", EYES_CLOSED if on else EYES_OPEN)
-        if on and base["accessories"] in EYE_HIDING:
-            clear = tuple(g for g in GLASSES if g not in EYE_HIDING)
-            changes["accessories"] = _pick(base, "accessories", clear)
-    elif name == "Mustache":
-        changes["facialHair"] = _pick(base, "facialHair", MOUSTACHES) if on else NO_TOP
-    elif name == "No_Beard":
-        changes["facialHair"] = NO_TOP if on else _pick(base, "facialHair", BEARDS)
-    elif name in ("Pale_Skin", "Dark_Skin"):
-        target = PALE_SKIN if name == "Pale_Skin" else DARK_SKIN
-        changes["skinColor"] = _pick(base, "skinColor", target if on else MID_SKIN)
-    elif name == "Wearing_Hat":
-        changes["top"] = _pick(base, "top", HAT_TOPS if on else hair_tops)
-    elif name == "Bald":
-        changes["top"] = NO_TOP if on else _pick(base, "top", hair_tops)
-    else:  # hair colours
-        if on:
-            changes["hairColor"] = _pick(base, "hairColor", colours[name])
-            if not hair_visible(base):
-                changes["top"] = _pick(base, "top", hair_tops)
-        else:
-            changes["hairColor"] = _pick(base, "hairColor", OTHER_HAIR)
-    return counterfactual(base, **changes)
+    return counterfactual(base, **{k: _pick(base, k, v) for k, v in options.items()})
 
 
 # ---------------------------------------------------------------------------- rendering

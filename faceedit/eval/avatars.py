@@ -38,12 +38,13 @@ from tqdm import tqdm
 from faceedit.data.avatars import (
     attributes,
     edit_attribute,
+    has_unique_truth,
     render_record,
     sample_records,
     visible_parameters,
 )
 from faceedit.errors import FaceeditError
-from faceedit.eval.metrics import psnr_uint8
+from faceedit.eval.metrics import PixelErrors, edit_pixel_errors, psnr_uint8
 from faceedit.units import DECIBEL, FRACTION, STRENGTH, with_units
 
 # edit(image uint8 [S, S, 3], {attr: strength}) -> edited uint8 [S, S, 3]
@@ -65,6 +66,13 @@ class AttributeResult:
     unedited_truth_psnr: float | None = None  # dB, the model's unedited output vs the same
     target_on: float | None = None  # target change of the edits that turned it on
     target_off: float | None = None  # ... that turned it off (None: there were none)
+    # ground-truth pixel metrics (faceedit.eval.metrics), pooled over the attribute's edits
+    region_gain: float | None = None  # 1 = the truth, 0 = did nothing, < 0 = worse
+    region_gain_median: float | None = None  # median of the per-edit gains
+    region_gain_on: float | None = None  # pooled over the edits that turned it on
+    region_gain_off: float | None = None  # ... that turned it off
+    outside_psnr: float | None = None  # dB, edit vs source outside the change region
+    unique_share: float | None = None  # share of its edits with one right answer
 
 
 @dataclass
@@ -80,12 +88,24 @@ class AvatarEvalReport:
     psnr: float | None
     truth_psnr: float | None = None
     unedited_truth_psnr: float | None = None
+    # pooled over every edit, over those with one right answer (a colour, a part taken
+    # off) and over those that draw one of several valid shapes (faceedit.data.avatars.
+    # has_unique_truth): the two are kept apart because the second can only be partly
+    # right even when perfectly drawn
+    region_gain: float | None = None
+    region_gain_median: float | None = None
+    region_gain_unique: float | None = None
+    region_gain_several: float | None = None
+    outside_psnr: float | None = None
+    judge: str = ""  # the network that read the edits
+    judge_role: str = ""  # "evaluation judge" or "training-side judge" (its metadata's role)
 
     def table(self) -> str:
         lines = [
             f"| attribute ({self.method}, strength {self.strength:g}) | edits | target changed "
-            "(on / off) | others preserved | identity preserved | PSNR to truth (unedited) |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "(on / off) | others preserved | identity preserved | region gain (on / off) "
+            "| PSNR outside region | PSNR to truth (unedited) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
 
         def db(edit: float | None, unedited: float | None) -> str:
@@ -94,17 +114,33 @@ class AvatarEvalReport:
         def split(r: AttributeResult) -> str:
             return " / ".join("-" if v is None else f"{v:.0%}" for v in (r.target_on, r.target_off))
 
+        def gain(v: float | None) -> str:
+            return "-" if v is None or not np.isfinite(v) else f"{v:.2f}"
+
+        def outside(v: float | None) -> str:
+            return "-" if v is None or not np.isfinite(v) else f"{v:.1f} dB"
+
         for r in self.rows:
             lines.append(
                 f"| {r.attribute} | {r.n} | {r.target_change:.1%} ({split(r)}) "
                 f"| {r.preservation:.1%} | {r.identity:.1%} "
-                f"| {db(r.truth_psnr, r.unedited_truth_psnr)} |"
+                f"| {gain(r.region_gain)} ({gain(r.region_gain_on)} / {gain(r.region_gain_off)}) "
+                f"| {outside(r.outside_psnr)} | {db(r.truth_psnr, r.unedited_truth_psnr)} |"
             )
         lines.append(
             f"| **mean** | {sum(r.n for r in self.rows)} | {self.target_change:.1%} "
             f"| {self.preservation:.1%} | {self.identity:.1%} "
+            f"| {gain(self.region_gain)} (pooled) | {outside(self.outside_psnr)} "
             f"| {db(self.truth_psnr, self.unedited_truth_psnr)} |"
         )
+        lines.append(
+            f"\nRegion gain, pooled over the edits with one right answer: "
+            f"{gain(self.region_gain_unique)}; over those that draw one of several valid "
+            f"shapes: {gain(self.region_gain_several)}; median per edit: "
+            f"{gain(self.region_gain_median)}"
+        )
+        if self.judge:
+            lines.append(f"\nJudged by {self.judge} ({self.judge_role or 'judge'})")
         if self.psnr is not None:
             lines.append(f"\nReconstruction PSNR: {self.psnr:.2f} dB")
         return "\n".join(lines) + "\n"
@@ -215,6 +251,9 @@ def evaluate_avatar_edits(
     # per direction: [edits, targets reached] when turning on (True) and off (False)
     by_way = {a: {True: [0, 0], False: [0, 0]} for a in edit_attributes}
     psnrs: list[float] = []
+    # ground-truth pixel errors per edit, with (attribute, turned on, one right answer)
+    pixel: list[PixelErrors] = []
+    kinds: list[tuple[str, bool, bool]] = []
     for record in tqdm(records, desc="evaluating edits", unit="avatar", disable=not progress):
         image = render_record(record, size)
         truth = attributes(record)
@@ -229,6 +268,12 @@ def evaluate_avatar_edits(
             render_record(edit_attribute(record, a, truth[a] < 0), size) for a in edit_attributes
         ]
         verdicts = judge_edits(oracle, [(record, a, truth[a] < 0) for a in edit_attributes], edited)
+        pixel.append(
+            edit_pixel_errors(np.stack(edited), np.stack([image] * len(edited)), np.stack(truths))
+        )
+        kinds += [
+            (a, truth[a] < 0, has_unique_truth(record, a, truth[a] < 0)) for a in edit_attributes
+        ]
         for a, v, out, want in zip(edit_attributes, verdicts, edited, truths, strict=True):
             way = by_way[a][truth[a] < 0]
             way[0] += 1
@@ -242,10 +287,20 @@ def evaluate_avatar_edits(
     def rate(way: list[int]) -> float | None:
         return way[1] / way[0] if way[0] else None
 
+    errors = PixelErrors.concat(pixel)
+    attr_of = np.array([k[0] for k in kinds])
+    on_of = np.array([k[1] for k in kinds])
+    unique_of = np.array([k[2] for k in kinds])
+
+    def pooled(which: np.ndarray, key: str = "pooled_region_gain") -> float | None:
+        value = errors.select(which).summary()[key] if which.any() else float("nan")
+        return float(value) if np.isfinite(value) else None
+
     rows = []
     for a, h in sums.items():
         on, off = by_way[a][True], by_way[a][False]
         n = on[0] + off[0]
+        mine = attr_of == a
         rows.append(
             AttributeResult(
                 a,
@@ -254,8 +309,15 @@ def evaluate_avatar_edits(
                 *(total / n for total in h),
                 target_on=rate(on),
                 target_off=rate(off),
+                region_gain=pooled(mine),
+                region_gain_median=pooled(mine, "median_region_gain"),
+                region_gain_on=pooled(mine & on_of),
+                region_gain_off=pooled(mine & ~on_of),
+                outside_psnr=pooled(mine, "pooled_outside_psnr"),
+                unique_share=float(unique_of[mine].mean()),
             )
         )
+    everything = np.ones(len(errors), dtype=bool)
     return AvatarEvalReport(
         method=method,
         model=model,
@@ -268,7 +330,29 @@ def evaluate_avatar_edits(
         psnr=float(np.mean(psnrs)) if psnrs else None,
         truth_psnr=float(np.mean([r.truth_psnr for r in rows])),
         unedited_truth_psnr=float(np.mean([r.unedited_truth_psnr for r in rows])),
+        region_gain=pooled(everything),
+        region_gain_median=pooled(everything, "median_region_gain"),
+        region_gain_unique=pooled(unique_of),
+        region_gain_several=pooled(~unique_of),
+        outside_psnr=pooled(everything, "pooled_outside_psnr"),
+        judge=judge_name(oracle),
+        judge_role=judge_role(oracle),
     )
+
+
+def judge_name(judge) -> str:
+    """The judge's name as its metadata gives it (else its class)."""
+    meta = getattr(judge, "metadata", None) or {}
+    return str(meta.get("name") or type(judge).__name__)
+
+
+def judge_role(judge) -> str:
+    """``"evaluation judge"`` for a network trained only to judge (``train oracle --role
+    judge``), else ``"training-side judge"``: an oracle that faceedit's training commands
+    may use as labeller, loss network or for choosing weights."""
+    meta = getattr(judge, "metadata", None) or {}
+    role = str(meta.get("role") or (meta.get("train_config") or {}).get("role") or "")
+    return "evaluation judge" if role == "judge" else "training-side judge"
 
 
 def editor_functions(editor) -> tuple[EditFn, ReconstructFn]:
@@ -326,6 +410,8 @@ def write_report(report: AvatarEvalReport, out_dir: str | os.PathLike) -> dict[s
         psnr=DECIBEL,
         truth_psnr=DECIBEL,
         unedited_truth_psnr=DECIBEL,
+        outside_psnr=DECIBEL,
+        unique_share=FRACTION,
     )
     atomic_write_text(paths["json"], json.dumps(on_disk, indent=2) + "\n")
     buf = io.StringIO()
@@ -342,7 +428,8 @@ def write_report(report: AvatarEvalReport, out_dir: str | os.PathLike) -> dict[s
         ax.set_xticks(x, [r.attribute for r in report.rows], rotation=60, fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_title(
-            f"{report.method} edits judged by the avatar oracle ({report.n_avatars} avatars)"
+            f"{report.method} edits judged by {report.judge or 'the avatar oracle'} "
+            f"({report.n_avatars} avatars)"
         )
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)

@@ -40,6 +40,12 @@ def test_a_perfect_editor_scores_near_one(oracle, records):
     # pixels agree: every edit is the counterfactual itself, which doing nothing is not
     assert all(r.truth_psnr == pytest.approx(100.0) for r in report.rows)
     assert all(r.unedited_truth_psnr < 40.0 for r in report.rows)
+    # the region gain of the truth itself is 1, everywhere; outside the change region the
+    # truth differs from the source only by anti-aliasing (at most REGION_THRESHOLD levels)
+    for r in report.rows:
+        assert r.region_gain == r.region_gain_median == 1.0
+        assert r.outside_psnr > 45.0
+    assert report.region_gain == report.region_gain_unique == report.region_gain_several == 1.0
 
 
 def test_a_do_nothing_editor_changes_nothing(oracle, records):
@@ -57,7 +63,36 @@ def test_a_do_nothing_editor_changes_nothing(oracle, records):
     assert report.psnr == pytest.approx(100.0)  # exact reconstruction (capped MSE)
     for r in report.rows:
         assert r.truth_psnr == pytest.approx(r.unedited_truth_psnr)
+        # doing nothing gains nothing over doing nothing, and leaves the rest untouched
+        assert r.region_gain == r.region_gain_median == 0.0
+        assert r.outside_psnr == pytest.approx(100.0)
     assert report.truth_psnr < 40.0
+    assert report.region_gain == 0.0
+
+
+def test_region_gain_is_pooled_by_kind_of_ground_truth(oracle, records):
+    """An editor that paints the truth only where the edit has one right answer scores 1
+    there and 0 on the edits that draw one of several shapes: the summary keeps them apart,
+    and the attribute rows say how many of their edits have one answer."""
+    from faceedit.data.avatars import has_unique_truth
+
+    by_image = {render_record(r, 64).tobytes(): r for r in records}
+
+    def half(image, edits):
+        ((name, strength),) = edits.items()
+        record = by_image[image.tobytes()]
+        if not has_unique_truth(record, name, strength > 0):
+            return image
+        return render_record(edit_attribute(record, name, strength > 0), 64)
+
+    report = evaluate_avatar_edits(half, ATTRS, oracle, records, size=64, progress=False)
+    assert report.region_gain_unique == 1.0 and report.region_gain_several == 0.0
+    assert 0.0 < report.region_gain < 1.0
+    expected = {
+        a: sum(has_unique_truth(r, a, attributes(r)[a] < 0) for r in records) / len(records)
+        for a in ATTRS
+    }
+    assert {r.attribute: r.unique_share for r in report.rows} == pytest.approx(expected)
 
 
 def test_unknown_attribute_and_empty_sets(oracle, records):
