@@ -31,10 +31,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from faceedit.data.avatars import attributes, render_record
+from faceedit.data.avatars import attributes, edit_attribute, has_unique_truth, render_record
 from faceedit.errors import FaceeditError
-from faceedit.eval.avatars import Verdict, held_out_records, judge_edits
-from faceedit.eval.metrics import psnr_uint8
+from faceedit.eval.avatars import Verdict, held_out_records, judge_edits, judge_role
+from faceedit.eval.metrics import PixelErrors, edit_pixel_errors, psnr_uint8
 
 DEFAULT_ATTRS = ("Smiling", "Eyeglasses", "Blond_Hair", "Wearing_Hat", "Mustache")
 DEFAULT_STRENGTHS = (0.5, 1.0)
@@ -54,6 +54,15 @@ class DemoEdit:
     strength: float
     image: np.ndarray  # uint8 [S, S, 3], the model's output
     verdict: Verdict
+    truth: np.ndarray | None = None  # uint8 [S, S, 3], the ground-truth counterfactual
+    pixels: PixelErrors | None = None  # its errors against the truth (one entry)
+    unique: bool = True  # the edit has one right answer (has_unique_truth)
+
+    @property
+    def region_gain(self) -> float:
+        """1 = drew the truth, 0 = did nothing, < 0 = worse than nothing; NaN when the
+        truth does not differ from the source."""
+        return float(self.pixels.region_gain[0]) if self.pixels is not None else float("nan")
 
     @property
     def signed(self) -> float:
@@ -89,14 +98,20 @@ class MethodRun:
         """Mean reconstruction PSNR in dB (capped at 100 for an exact copy)."""
         return float(np.mean(psnr_uint8(np.stack(self.inputs), np.stack(self.recons))))
 
+    def region_gain(self) -> float:
+        """Region gain pooled over every edit (NaN without ground truth)."""
+        parts = [e.pixels for e in self.edits if e.pixels is not None]
+        return PixelErrors.concat(parts).summary()["pooled_region_gain"] if parts else np.nan
+
     def summary(self) -> str:
         n = len(self.edits)
         hit = sum(e.verdict.target_changed for e in self.edits)
         kept = np.mean([e.verdict.preservation for e in self.edits])
         same = np.mean([e.verdict.identity for e in self.edits])
         return (
-            f"{self.method}: target changed in {hit}/{n} edits ({hit / n:.0%}), other "
-            f"attributes kept {kept:.0%}, identity parameters kept {same:.0%}, "
+            f"{self.method}: region gain {self.region_gain():.2f} (pooled; 1 = the ground "
+            f"truth, 0 = no change), target changed in {hit}/{n} edits ({hit / n:.0%}), "
+            f"other attributes kept {kept:.0%}, identity parameters kept {same:.0%}, "
             f"reconstruction PSNR {self.psnr():.1f} dB"
         )
 
@@ -115,6 +130,7 @@ class DemoResult:
     grid: np.ndarray
     oracle: str
     seconds: float = 0.0
+    judge_role: str = ""
 
 
 # --------------------------------------------------------------------------- choosing
@@ -254,8 +270,15 @@ def run_demo(
                 [(records[i], a, on) for i, a, _, on in asked],
                 [outs[(a, s)][i] for i, a, s, _ in asked],
             )
+            truths = {
+                (i, a): render_record(edit_attribute(records[i], a, on), editor.crop_size)
+                for i, a, _, on in asked
+            }
             for (i, a, s, on), v in zip(asked, verdicts, strict=True):
-                run.edits.append(DemoEdit(i, a, on, s, outs[(a, s)][i], v))
+                out, truth = outs[(a, s)][i], truths[(i, a)]
+                pixels = edit_pixel_errors(out, images[i], truth)
+                unique = has_unique_truth(records[i], a, on)
+                run.edits.append(DemoEdit(i, a, on, s, out, v, truth, pixels, unique))
             runs.append(run)
             bar.update(1)
     cells, row_labels, col_labels = grid_cells(runs, columns)
@@ -267,7 +290,7 @@ def run_demo(
         col_labels,
         title=(
             f"faceedit demo: {n} held-out avatars (seed {seed}); each attribute flipped, "
-            "+ = turned on, - = turned off"
+            "+ = turned on, - = turned off, g = region gain against the truth row"
         ),
     )
     return DemoResult(
@@ -281,6 +304,7 @@ def run_demo(
         grid,
         oracle_name,
         seconds=time.perf_counter() - start,
+        judge_role=judge_role(oracle),
     )
 
 
@@ -311,6 +335,15 @@ def grid_cells(runs: Sequence[MethodRun], columns: Sequence[tuple[str, float]]):
     cells, row_labels = [], []
     n = len(runs[0].inputs)
     for i in range(n):
+        # first the ground truth of every column: what each edit should have drawn
+        truth = {(e.attribute, e.strength): e for r in runs for e in r.edits if e.avatar == i}
+        row = [_resize(runs[0].inputs[i], size), None]
+        for col in columns:
+            e = truth.get(col)
+            ok = e is not None and e.truth is not None
+            row.append(_badge(e.truth, "truth", size) if ok else None)
+        cells.append(row)
+        row_labels.append(f"avatar {i + 1} truth")
         for run in runs:
             by_col = {(e.attribute, e.strength): e for e in run.edits if e.avatar == i}
             row: list[np.ndarray | None] = [
@@ -319,7 +352,11 @@ def grid_cells(runs: Sequence[MethodRun], columns: Sequence[tuple[str, float]]):
             ]
             for col in columns:
                 e = by_col.get(col)
-                row.append(None if e is None else _badge(e.image, f"{e.signed:+g}", size))
+                if e is None:
+                    row.append(None)
+                    continue
+                gain = "" if not np.isfinite(e.region_gain) else f" g{e.region_gain:.2f}"
+                row.append(_badge(e.image, f"{e.signed:+g}{gain}", size))
             cells.append(row)
             row_labels.append(f"avatar {i + 1} {run.method}")
     return cells, row_labels, col_labels
@@ -351,10 +388,15 @@ def report_html(result: DemoResult) -> str:
         "<h1>faceedit demo</h1>",
         f"<p>{len(result.records)} held-out avatars (seed {result.seed}), each attribute "
         "flipped (turned on when off, off when on) at strengths "
-        f"{', '.join(f'{s:g}' for s in sorted({s for _, s in result.columns}))}. The avatar "
-        f"oracle (<code>{e(result.oracle)}</code>) judges each edit against the ground-truth "
-        "counterfactual (the same avatar rendered with only that attribute changed): "
-        "<em>target changed</em> = the oracle sees the new value; <em>others kept</em> = "
+        f"{', '.join(f'{s:g}' for s in sorted({s for _, s in result.columns}))}. Each edit "
+        "stands beside its ground truth, the counterfactual: the same avatar rendered with "
+        "only that attribute changed. <em>Region gain</em> measures how much of the way "
+        "from the input to the truth the edit went, over the pixels that had to change "
+        "(1 = the truth, 0 = nothing changed, negative = further from it than the input; "
+        "<em>one answer</em> marks edits whose truth is the only right answer, the others "
+        "draw one of several valid shapes). The judge "
+        f"(<code>{e(result.oracle)}</code>, {e(result.judge_role or 'judge')}) reads each "
+        "edit: <em>target changed</em> = it sees the new value; <em>others kept</em> = "
         "other attributes equal the counterfactual's; <em>identity kept</em> = the rendering "
         "parameters the edit did not have to change (eyes, skin, clothes, ...) are unchanged."
         "</p>",
@@ -369,7 +411,8 @@ def report_html(result: DemoResult) -> str:
         out.append(f'<p class="summary">{e(run.summary())}</p>')
         out.append(
             "<table><tr><th>avatar</th><th>input</th><th>attribute</th><th>direction</th>"
-            "<th>strength</th><th>edit</th><th>target changed</th><th>others kept</th>"
+            "<th>strength</th><th>edit</th><th>truth</th><th>region gain</th>"
+            "<th>one answer</th><th>target changed</th><th>others kept</th>"
             "<th>identity kept</th></tr>"
         )
         per_avatar = {i: sum(d.avatar == i for d in run.edits) for i in range(len(run.inputs))}
@@ -377,6 +420,7 @@ def report_html(result: DemoResult) -> str:
         for d in run.edits:
             v = d.verdict
             yes = "yes" if v.target_changed else "no"
+            gain = f"{d.region_gain:.2f}" if np.isfinite(d.region_gain) else "-"
             # the avatar and its input once, spanning its edits (keeps the page small)
             head = ""
             if d.avatar not in shown:
@@ -389,11 +433,17 @@ def report_html(result: DemoResult) -> str:
             out.append(
                 f'<tr class="edit" data-method="{e(run.method)}" data-avatar="{d.avatar}" '
                 f'data-attribute="{e(d.attribute)}" data-on="{int(d.turned_on)}" '
-                f'data-strength="{d.strength:g}" data-target="{yes}" '
+                f'data-strength="{d.strength:g}" data-target="{yes}" data-gain="{gain}" '
                 f'data-kept="{v.kept}/{v.n_others}" data-identity="{v.same}/{v.n_identity}">'
                 f"{head}<td>{e(d.attribute)}</td><td>{'+ (on)' if d.turned_on else '- (off)'}</td>"
                 f"<td>{d.strength:g}</td>"
                 f'<td><img class="edited" src="{_png_b64(d.image)}" alt="edit"></td>'
+                + (
+                    f'<td><img class="truth" src="{_png_b64(d.truth)}" alt="truth"></td>'
+                    if d.truth is not None
+                    else "<td></td>"
+                )
+                + f'<td class="gain">{gain}</td><td>{"yes" if d.unique else "no"}</td>'
                 f'<td class="{yes}">{yes}</td><td>{v.kept}/{v.n_others}</td>'
                 f"<td>{v.same}/{v.n_identity}</td></tr>"
             )
@@ -402,7 +452,7 @@ def report_html(result: DemoResult) -> str:
     for run in result.runs:
         for part, path in run.files.items():
             out.append(f"<li>{e(run.method)} {e(part)}: <code>{e(path)}</code></li>")
-    out.append(f"<li>oracle: <code>{e(result.oracle)}</code></li></ul>")
+    out.append(f"<li>judge: <code>{e(result.oracle)}</code></li></ul>")
     out.append(f"<p>Run time: {result.seconds:.1f} s.</p></body></html>")
     return "\n".join(out) + "\n"
 

@@ -94,6 +94,9 @@ class _Rows(HTMLParser):
         if tag == "img" and a.get("class") == "edited":
             data = base64.b64decode(a["src"].split(",", 1)[1])
             self.rows[-1]["image"] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        if tag == "img" and a.get("class") == "truth":
+            data = base64.b64decode(a["src"].split(",", 1)[1])
+            self.rows[-1]["truth"] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def _report_rows(out) -> list[dict]:
@@ -134,22 +137,34 @@ def test_grid_has_a_tile_per_avatar_method_and_edit(demo_run, use_shipped):
     assert {r.method: r.attributes for r in result.runs} == per
     columns = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache"]
     assert [a for a, _ in result.columns[:: len(STRENGTHS)]] == columns
-    assert len(result.cells) == N * len(per)
+    # per avatar: its ground-truth row, then one row per method
+    assert len(result.cells) == N * (1 + len(per))
     assert all(len(row) == 2 + len(columns) * len(STRENGTHS) for row in result.cells)
     tiles = sum(c is not None for row in result.cells for c in row)
-    assert tiles == N * sum(2 + len(a) * len(STRENGTHS) for a in per.values())
+    truth_tiles = 1 + len(columns) * len(STRENGTHS)
+    assert tiles == N * (truth_tiles + sum(2 + len(a) * len(STRENGTHS) for a in per.values()))
+    assert result.row_labels[0] == "avatar 1 truth"
     assert len(result.row_labels) == len(result.cells)
     assert result.col_labels[2] == "Smiling\n±0.5"
     # each edit tile shows that edit's judged image (the lower half: the top-left corner
     # carries the +/- badge)
     size = result.cells[0][0].shape[0]
+    rows_per_avatar = 1 + len(result.runs)
     for m, run in enumerate(result.runs):
         for e in run.edits:
-            tile = result.cells[e.avatar * len(result.runs) + m][
-                2 + result.columns.index((e.attribute, e.strength))
-            ]
+            column = 2 + result.columns.index((e.attribute, e.strength))
+            tile = result.cells[e.avatar * rows_per_avatar + 1 + m][column]
             big = np.asarray(Image.fromarray(e.image).resize((size, size), Image.LANCZOS))
             np.testing.assert_array_equal(tile[size // 2 :], big[size // 2 :])
+            # and above it, the ground truth that edit was measured against
+            truth = result.cells[e.avatar * rows_per_avatar][column]
+            big = np.asarray(Image.fromarray(e.truth).resize((size, size), Image.LANCZOS))
+            np.testing.assert_array_equal(truth[size // 2 :], big[size // 2 :])
+            # the region gain is that of the shown edit against the shown truth
+            from faceedit.eval.metrics import region_gain
+
+            expected = region_gain(e.image, run.inputs[e.avatar], e.truth)[0]
+            assert e.region_gain == pytest.approx(expected, nan_ok=True)
     grid = np.asarray(Image.open(demo_run / "demo_grid.png").convert("RGB"))
     np.testing.assert_array_equal(grid, result.grid)
 
@@ -170,6 +185,15 @@ def test_report_verdicts_are_the_oracles_on_the_shown_images(demo_run, use_shipp
         assert r["data-on"] == str(int(on))
         asked.append((rec, r["data-attribute"], on))
     verdicts = judge_edits(load("avatar-oracle"), asked, [r["image"] for r in rows])
+    from faceedit.data.avatars import edit_attribute, render_record
+    from faceedit.eval.metrics import region_gain
+
+    for r, (rec, a, on) in zip(rows, asked, strict=True):
+        # each row shows its ground truth and the region gain of the shown edit against it
+        size = r["image"].shape[0]
+        np.testing.assert_array_equal(r["truth"], render_record(edit_attribute(rec, a, on), size))
+        gain = region_gain(r["image"], render_record(rec, size), r["truth"])[0]
+        assert r["data-gain"] == (f"{gain:.2f}" if np.isfinite(gain) else "-")
     for r, v in zip(rows, verdicts, strict=True):
         assert r["data-target"] == ("yes" if v.target_changed else "no")
         assert r["data-kept"] == f"{v.kept}/{v.n_others}"
@@ -204,7 +228,7 @@ def test_linear_directions_join_the_demo(tmp_path, capsys):
     assert main([*args, "--n", "1", "--attrs", "Eyeglasses", "--strengths", "1", "-q"]) == 0
     rows = _report_rows(out)
     assert sorted(r["data-method"] for r in rows) == ["latent", "linear"]
-    assert "linear: target changed in" in capsys.readouterr().out
+    assert "linear: region gain" in capsys.readouterr().out
     bad = ["demo", "--methods", "latent,stylegan-nada", "-o", str(tmp_path / "bad")]
     assert main(bad) == 2
     err = capsys.readouterr().err.strip()
