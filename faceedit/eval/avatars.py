@@ -296,9 +296,9 @@ def evaluate_avatar_edits(
     errors = PixelErrors.concat(pixel)
     if not pixel_metrics:  # every pooled figure is then None
         kinds = []
-    attr_of = np.array([k[0] for k in kinds])
-    on_of = np.array([k[1] for k in kinds])
-    unique_of = np.array([k[2] for k in kinds])
+    attr_of = np.array([k[0] for k in kinds], dtype=object)
+    on_of = np.array([k[1] for k in kinds], dtype=bool)
+    unique_of = np.array([k[2] for k in kinds], dtype=bool)
 
     def pooled(which: np.ndarray, key: str = "pooled_region_gain") -> float | None:
         value = errors.select(which).summary()[key] if which.any() else float("nan")
