@@ -256,7 +256,8 @@ def _follow(entries: list[Entry], seen: set[str]) -> list[Entry]:
 
 
 def _via(entry: Entry, through: Entry) -> Entry:
-    return {**entry, "via": [str(through["name"]), *entry.get("via", [])]}
+    name = str(through["name"]) + (f"/{through['part']}" if through.get("part") else "")
+    return {**entry, "via": [name, *entry.get("via", [])]}
 
 
 def dedupe(entries: Iterable[Entry]) -> list[Entry]:
