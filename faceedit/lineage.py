@@ -78,6 +78,15 @@ def _transformer_dirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.name.startswith("tnet_"))
 
 
+def _resolve(source: str | os.PathLike, what: str) -> Path:
+    """:func:`faceedit.hub.resolve`, except that a transformers run directory is itself
+    (its ``tnet_*`` models, not the ``checkpoint.pt`` it keeps)."""
+    path = Path(source).expanduser()
+    if path.is_dir() and not (path / BUNDLE_FILE).is_file() and _transformer_dirs(path):
+        return path
+    return resolve(source, what)
+
+
 def fingerprint(path: str | os.PathLike) -> str | dict[str, str]:
     """The sha256 of what a model *is*: its weights, wherever the files lie.
 
@@ -201,7 +210,7 @@ def _locate(entry: Entry) -> Path | None:
     if not sha:
         return None
     try:
-        path = resolve(str(entry["name"]))
+        path = _resolve(str(entry["name"]), "lineage")
         if entry.get("part") and (path / BUNDLE_FILE).is_file():
             path = Path(_bundle_parts(path)[entry["part"]])
         return path if fingerprint(path) == sha else None
@@ -225,7 +234,7 @@ def lineage_of(source: str | os.PathLike) -> list[Entry]:
     Raises:
         HubError: ``source`` names nothing; LineageError: a malformed lineage.
     """
-    path = resolve(source, "lineage of")
+    path = _resolve(source, "lineage of")
     return _follow(_stored(path), {_key(fingerprint_or_none(path))})
 
 
@@ -306,7 +315,7 @@ def record(
         return []
     name = os.fspath(source)
     try:
-        path = resolve(name, role)
+        path = _resolve(name, role)
         if part and (path / BUNDLE_FILE).is_file():
             path = Path(_bundle_parts(path)[part])
         else:
@@ -396,10 +405,10 @@ def check_judge_independent(
             naming the judge, the role it played and the flag).
         HubError: the model or the judge names nothing.
     """
-    judge_path = resolve(judge, "judge")
+    judge_path = _resolve(judge, "judge")
     ours = fingerprint_set(fingerprint(judge_path))
     hits = [e for e in lineage_of(model) if fingerprint_set(e.get("sha256")) & ours]
-    itself = fingerprint_or_none(resolve(model, "model"))
+    itself = fingerprint_or_none(_resolve(model, "model"))
     if fingerprint_set(itself) & ours:
         hits.insert(0, entry("part of the model", os.fspath(model), itself))
     if hits and not allow:
