@@ -3,7 +3,8 @@
 Fits one unit direction per attribute (a logistic regression on the codes' training split,
 :func:`faceedit.eval.avatar_sweep.fit_linear_directions`) and saves them as an ``.npz``
 that ``faceedit eval avatars --baseline linear --directions FILE`` reads, or that a latent
-bundle names under ``"directions"``.
+bundle names under ``"directions"``; the file also records the lineage of the codes
+(:mod:`faceedit.lineage`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from faceedit.errors import FaceeditError
     from faceedit.eval.avatar_sweep import fit_linear_directions
     from faceedit.fileio import check_output_path
+    from faceedit.lineage import record_dataset
 
     out = Path(args.output)
     if out.suffix != ".npz":
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     _, names = read_labels(args.labels)
     attrs = [names[i] for i in resolve_attrs(args.attrs, names)]
     directions = fit_linear_directions(args.codes, args.labels, attrs)
-    directions.save(out)
+    directions.save(out, lineage=record_dataset(args.codes, args.labels))
     _, num_ws, w_dim = directions.directions.shape
     print(f"wrote {out} ({len(attrs)} directions in W+ {num_ws}x{w_dim})")
     return 0

@@ -244,11 +244,13 @@ def _plot_stats(path: str, names, counts, corr) -> None:
 
 def _run_train_classifier(args: argparse.Namespace) -> int:
     from faceedit.data.latents import load_latent_dataset
+    from faceedit.lineage import record_dataset
     from faceedit.train.common import cleanup_distributed
     from faceedit.train.latent import ClassifierTrainConfig, train_classifier
 
     out = _output_dir(args.output)
     data = load_latent_dataset(args.codes, args.labels)
+    lineage = record_dataset(args.codes, args.labels)
     if args.attrs != "all":
         from faceedit.data.latents import LatentDataset, resolve_attrs
 
@@ -287,6 +289,7 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             dist=dist,
             device=device,
+            lineage=lineage,
         )
     finally:
         cleanup_distributed(dist)
@@ -327,6 +330,7 @@ def _check_positive(**values: float) -> None:
 
 def _run_train_transformer(args: argparse.Namespace) -> int:
     from faceedit.data.latents import load_latent_dataset, resolve_attrs
+    from faceedit.lineage import dedupe, record, record_dataset
     from faceedit.train.common import cleanup_distributed
     from faceedit.train.latent import TransformerTrainConfig, train_transformers
 
@@ -334,6 +338,9 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
     _check_positive(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
     data = load_latent_dataset(args.codes, args.labels)
     classifier = _load_classifier(args.classifier)
+    lineage = dedupe(
+        [*record("classifier", args.classifier), *record_dataset(args.codes, args.labels)]
+    )
     attrs = resolve_attrs(args.attrs, data.attr_names)
     config = TransformerTrainConfig(
         batch_size=args.batch_size,
@@ -361,6 +368,7 @@ def _run_train_transformer(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             dist=dist,
             device=device,
+            lineage=lineage,
         )
     finally:
         cleanup_distributed(dist)

@@ -284,7 +284,8 @@ def join_latent_sets(
     in the same order and codes of one shape. The rows are shuffled with ``seed``, because
     training takes the first 90 % of rows and validates on the rest (:func:`split_indices`):
     appended sets would validate on the last source alone. Writes ``out/codes.npy``,
-    ``out/list_attr_celeba.txt`` and ``out/sources.txt`` (each row's source directory);
+    ``out/list_attr_celeba.txt``, ``out/sources.txt`` (each row's source directory) and
+    ``out/lineage.json`` (each source and its lineage, :mod:`faceedit.lineage`);
     ``out`` appears complete or not at all. Returns ``(out, N)``.
 
     Raises:
@@ -292,6 +293,7 @@ def join_latent_sets(
             differ, or labels and codes of different lengths.
     """
     from faceedit.fileio import atomic_dir, check_new_dir
+    from faceedit.lineage import record, write_lineage
 
     if len(sources) < 2:
         raise DataError(f"joining needs at least two code sets, got {len(sources)}")
@@ -330,4 +332,5 @@ def join_latent_sets(
         text = celeba_labels_text(names, [rows[i] for i in order])
         (tmp / "list_attr_celeba.txt").write_text(text, "utf-8")
         (tmp / "sources.txt").write_text("".join(origin[i] + "\n" for i in order), "utf-8")
+        write_lineage(tmp, [e for src in sources for e in record("data", src)])
     return out, len(rows)

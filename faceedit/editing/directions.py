@@ -69,17 +69,22 @@ class LinearDirections:
             out = torch.cat([ws[:, :start], out[:, start:stop], ws[:, stop:]], dim=1)
         return out
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write a ``.npz`` with ``attr_names``, ``directions`` and ``scale``."""
+    def save(self, path: str | os.PathLike, lineage: list[dict] | None = None) -> Path:
+        """Write a ``.npz`` with ``attr_names``, ``directions`` and ``scale``; with
+        ``lineage`` (:mod:`faceedit.lineage` entries) also ``lineage``, their JSON text."""
+        import json
+
         from faceedit.fileio import atomic_path
 
         path = Path(path)
+        extra = {} if lineage is None else {"lineage": np.array(json.dumps(lineage))}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,
                 attr_names=np.array(self.attr_names),
                 directions=self.directions.numpy(),
                 scale=self.scale.numpy(),
+                **extra,
             )
         return path
 

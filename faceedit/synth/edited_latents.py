@@ -15,7 +15,9 @@ negative mining, one round per pass.
 Files: ``codes.npy`` (``float32 [n * A, num_ws, w_dim]``, the ``A`` edits of each code
 together), ``list_attr_celeba.txt`` (rows named ``edit_000123_Smiling``: row 123 of ``C``,
 edited for Smiling; the reader's attribute names), and ``edits.json`` (sources, seed
-and, per attribute, how often the reader saw the edit land). The directory appears
+and, per attribute, how often the reader saw the edit land), ``lineage.json`` (the
+transformers, codes, generator and labeller, whose role is ``hardening``: its readings
+of the edits harden a classifier; :mod:`faceedit.lineage`). The directory appears
 complete or not at all.
 """
 
@@ -33,6 +35,7 @@ from faceedit.data.avatars import ATTR_FILE
 from faceedit.data.latents import celeba_labels_text, load_latent_dataset
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
+from faceedit.lineage import record, write_lineage
 from faceedit.units import FRACTION, STRENGTH
 
 META_FILE = "edits.json"
@@ -113,6 +116,12 @@ def label_latent_edits(
     reader = load_labeller(labeller)
     names = tuple(reader.config.attr_names)
     edits = _load_transformers(transformers)
+    lineage = [
+        *record("transformer", transformers, part="transformers", note="made the edits"),
+        *record("data", src, note="the codes edited"),
+        *record("generator", generator, part="generator"),
+        *record("hardening", labeller, note="labelled the transformers' edits"),
+    ]
     for a in edits:
         for what, have in (("the labels of " + str(src), data.attr_names), ("the labeller", names)):
             if a not in have:
@@ -185,6 +194,7 @@ def label_latent_edits(
         ]
         (tmp / ATTR_FILE).write_text(celeba_labels_text(names, rows), "utf-8")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+        write_lineage(tmp, lineage)
     return LabelledEdits(out, n * A, attrs, landed)
 
 

@@ -21,6 +21,7 @@ import torch
 from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
+from faceedit.lineage import LINEAGE_FILE, record, write_lineage
 from faceedit.nets.latent_encoder import LatentEncoder
 from faceedit.train.encoder import (
     ATTR_FILE,
@@ -76,6 +77,8 @@ def encode_dataset(
     start from such codes. These pairs have the inverted images' distribution (which a
     generator's own samples, one ``w`` on every row, do not) and labels true to the codes.
     ``out/labels.json`` then records the sources and how often each attribute is on.
+    ``out/lineage.json`` records the encoder, generator and labeller
+    (:mod:`faceedit.lineage`).
 
     Raises:
         FaceeditError: a bad encoder, dataset, generator, labeller or output directory.
@@ -102,6 +105,12 @@ def encode_dataset(
     E = E.to(dev).eval()
     reader = _reconstruction_reader(E, generator, labeller, dev)
     root = Path(data)
+    lineage = [
+        *record("encoder", encoder),
+        *record("generator", generator, part="generator"),
+        *record("labeller", labeller, note="labelled each code's reconstruction"),
+        *(record("data", root) if (root / LINEAGE_FILE).is_file() else []),
+    ]
     files = dataset_files(root, split)
     labels_text: str | None = None  # the list_attr_celeba.txt to write
     read: list[np.ndarray] = []  # with a reader: its verdicts, one array per batch
@@ -140,6 +149,7 @@ def encode_dataset(
         if labels_text is not None:
             (tmp / ATTR_FILE).write_text(labels_text, "utf-8")
         (tmp / "files.txt").write_text("".join(f + "\n" for f in files), "utf-8")
+        write_lineage(tmp, lineage)
         if meta is not None:
             (tmp / LABELS_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
     return out, len(files)

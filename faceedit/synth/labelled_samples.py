@@ -13,7 +13,8 @@ directions along which the generator really changes an attribute.
 
 Files: ``codes.npy`` (``float32 [N, num_ws, w_dim]``), ``list_attr_celeba.txt`` (one row per
 code, named ``sample_000000`` ...; the reader's attribute names), ``samples.json`` (sources,
-seed, how often each attribute is on) and ``by_attribute.png`` (for each attribute, samples the
+seed, how often each attribute is on), ``lineage.json`` (the generator and the labeller,
+:mod:`faceedit.lineage`) and ``by_attribute.png`` (for each attribute, samples the
 reader calls on: look at it before trusting the labels). The directory appears complete or
 not at all.
 """
@@ -32,6 +33,7 @@ from faceedit.data.avatars import ATTR_FILE
 from faceedit.data.latents import celeba_labels_text
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_dir, check_new_dir
+from faceedit.lineage import record, write_lineage
 from faceedit.units import FRACTION
 
 META_FILE = "samples.json"
@@ -127,6 +129,10 @@ def label_generator_samples(
     out = check_new_dir(out)
     G = load_found_generator(generator)
     reader = load_labeller(labeller)
+    lineage = [
+        *record("generator", generator, part="generator"),
+        *record("labeller", labeller, note="labelled each sample's image"),
+    ]
     dev = resolve_device(device)
     G, reader = G.to(dev).eval(), reader.to(dev).eval()
     names = tuple(reader.config.attr_names)
@@ -171,6 +177,7 @@ def label_generator_samples(
         rows = [(f"sample_{i:06d}", row) for i, row in enumerate(labels.tolist())]
         (tmp / ATTR_FILE).write_text(celeba_labels_text(names, rows), "utf-8")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+        write_lineage(tmp, lineage)
         _write_preview(tmp / PREVIEW_FILE, names, previews, on_rate)
     return LabelledSamples(out, n, names, on_rate)
 

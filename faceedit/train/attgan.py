@@ -68,7 +68,7 @@ from faceedit.train.checkpointing import (
     restore_rng,
     save_training_checkpoint,
 )
-from faceedit.train.common import RunLogger
+from faceedit.train.common import RunLogger, init_lineage
 
 log = logging.getLogger(__name__)
 
@@ -433,6 +433,7 @@ def train_attgan(
             restore_rng(ck.rng)
         elif cfg.init_from:
             _init_from(model, cfg.init_from)
+        lineage = init_lineage(cfg.init_from)
 
         g_step, d_step = _GenStep(G), _DisStep(D)
         d_plain = d_step
@@ -532,7 +533,9 @@ def train_attgan(
             _check_in_sync(G, D)
         if dist_info.is_main:
             if step >= total:
-                model.eval().save_pretrained(run_dir / "model", metadata={"step": step})
+                model.eval().save_pretrained(
+                    run_dir / "model", metadata={"step": step, "lineage": lineage}
+                )
             if logger is not None:
                 logger.close()
             if dataset.bad_files:

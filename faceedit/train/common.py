@@ -161,3 +161,15 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
         if device.index is not None:
             torch.cuda.set_device(device)
     return device
+
+
+def init_lineage(init_from: str, part: str | None = None) -> list[dict]:
+    """What a run that continues ``init_from`` records (:mod:`faceedit.lineage`): that
+    model (role ``init``) and its own lineage; ``[]`` for a run from scratch.
+
+    Args:
+        part: for a bundle, the part the run starts from (``"generator"``).
+    """
+    from faceedit.lineage import record
+
+    return record("init", init_from, part=part) if init_from else []

@@ -429,6 +429,29 @@ def run_spec(config: EncoderTrainConfig) -> RunSpec:
     return RunSpec("encoder", config, MAY_CHANGE, OUTPUTS)
 
 
+def encoder_lineage(config: EncoderTrainConfig) -> list[dict]:
+    """What an encoder run records (:mod:`faceedit.lineage`): the generator it inverts and
+    the oracle its perceptual and identity losses read."""
+    from faceedit.lineage import record
+
+    losses = [
+        name
+        for name, weight in (
+            ("perceptual", config.lambda_perceptual),
+            ("identity", config.lambda_identity),
+        )
+        if weight
+    ]
+    return [
+        *record("generator", config.generator, part="generator"),
+        *record(
+            "loss network",
+            config.perceptual,
+            note=f"the {' and '.join(losses) or 'perceptual'} loss reads it",
+        ),
+    ]
+
+
 def train_encoder(
     config: EncoderTrainConfig, progress: bool = True, restart: bool = False
 ) -> EncoderTrainResult:
@@ -453,6 +476,7 @@ def train_encoder(
     G = load_generator(config.generator, device)
     res = int(G.img_resolution)
     perceptual, identity = _load_oracle_losses(config, device)
+    lineage = encoder_lineage(config)
 
     has_split = (Path(config.data) / SPLIT_FILE).is_file()
     train_files = dataset_files(config.data, "train" if has_split else "all")
@@ -565,6 +589,7 @@ def train_encoder(
             "psnr": metrics["psnr"],
             "psnr_generated": metrics["psnr_generated"],
             "train_config": dataclasses.asdict(config),
+            "lineage": lineage,
         },
     )
     from faceedit.fileio import atomic_write_text

@@ -288,6 +288,7 @@ def train_classifier(
     progress: bool = True,
     dist: DistInfo = DistInfo(),
     device: str | torch.device = "cpu",
+    lineage: list[dict] | None = None,
 ) -> ClassifierTrainResult:
     """Train a :class:`LatentClassifier` on the first 90 % of ``data``.
 
@@ -296,6 +297,8 @@ def train_classifier(
     ``epochs`` extend it; other settings are refused unless ``restart``, which deletes
     that run and starts over), ``metrics.csv``/``metrics.png`` (validation accuracy,
     precision, recall per attribute), ``loss.png`` and ``train_config.json``.
+    ``lineage`` (:mod:`faceedit.lineage`: the data's models and labellers) goes into the
+    classifier's metadata; ``train classifier`` passes the ``--codes`` set's.
     """
     out_dir = Path(out_dir)
     num_ws, w_dim = int(data.codes.shape[1]), int(data.codes.shape[2])
@@ -390,7 +393,7 @@ def train_classifier(
     val_labels = labels[val_idx] if val_idx.stop > val_idx.start else train_labels
     metrics = classifier_metrics(model, val_codes, val_labels, data.attr_names)
     if dist.is_main:
-        model.save_pretrained(out_dir / "classifier", metadata={"train": asdict(config)})
+        model.save_pretrained(out_dir / "classifier", metadata=_metadata(config, lineage))
         write_metrics(metrics, out_dir)
         write_loss_plot(
             out_dir / "loss.png",
@@ -522,6 +525,7 @@ def train_transformers(
     dist: DistInfo = DistInfo(),
     max_bank_bytes: int = 32 * 2**30,
     device: str | torch.device = "cpu",
+    lineage: list[dict] | None = None,
 ) -> TransformerTrainResult:
     """Train one transformer per attribute index in ``attrs``, all in one batched loop.
 
@@ -532,6 +536,8 @@ def train_transformers(
     ``plots/loss_{Name}.png``, ``history.json`` and ``train_config.json``.
     Raises :class:`FaceeditError` before training when the bank would need more than
     ``max_bank_bytes`` (dense 9216 x 9216 maps cost 1.3 GiB per attribute).
+    ``lineage`` (:mod:`faceedit.lineage`: the classifier and the data's models) goes into
+    every transformer's metadata; ``train transformer`` passes it.
     """
     out_dir = Path(out_dir)
     cc = classifier.config
@@ -640,7 +646,7 @@ def train_transformers(
     transformers = {n: bank.transformer(k, attr_name=n) for k, n in enumerate(names)}
     if dist.is_main:
         for n, t in transformers.items():
-            t.save_pretrained(out_dir / f"tnet_{n}", metadata={"train": asdict(config)})
+            t.save_pretrained(out_dir / f"tnet_{n}", metadata=_metadata(config, lineage))
         for n in names:
             write_loss_plot(
                 out_dir / "plots" / f"loss_{n}.png",
@@ -670,6 +676,14 @@ def _log(history: dict, names: list[str], running: list[torch.Tensor]) -> None:
     for k, n in enumerate(names):
         for j, key in enumerate(("attr", "rec", "reg", "total")):
             history[n][key].append(float(mean[j, k]))
+
+
+def _metadata(config: Any, lineage: list[dict] | None) -> dict:
+    """A saved model's metadata: its training config and, when known, its lineage."""
+    meta: dict = {"train": asdict(config)}
+    if lineage is not None:
+        meta["lineage"] = lineage
+    return meta
 
 
 def with_overrides(config: Any, **kwargs: Any) -> Any:

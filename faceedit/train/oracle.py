@@ -295,6 +295,7 @@ def train_oracle(
         },
         "train_config": asdict(config),
         "data": str(data_dir),
+        "lineage": [],  # renders only: no model trained, labelled or chose it
     }
     model.cpu().eval().save_pretrained(out, metadata=meta)
     from faceedit.fileio import atomic_write_text

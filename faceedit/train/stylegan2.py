@@ -49,7 +49,7 @@ from faceedit.train.checkpointing import (
     restore_rng,
     save_training_checkpoint,
 )
-from faceedit.train.common import RunLogger, resolve_device, write_loss_plot
+from faceedit.train.common import RunLogger, init_lineage, resolve_device, write_loss_plot
 from faceedit.train.distributed import (
     DistInfo,
     average_gradients,
@@ -299,6 +299,7 @@ def _train(
     start = None
     if config.init_from and plan.checkpoint is None:
         start = load_generator_to_continue(config.init_from, config.generator_config())
+    lineage = init_lineage(config.init_from, part="generator")
     files = find_images(config.data)
     if config.max_images:
         files = files[: config.max_images]
@@ -435,7 +436,11 @@ def _train(
         logger.close()
         G_ema.save_pretrained(
             export,
-            metadata={"trained_steps": step, "seconds": round(time.time() - t_start, 1)},
+            metadata={
+                "trained_steps": step,
+                "seconds": round(time.time() - t_start, 1),
+                "lineage": lineage,
+            },
         )
         if logger.history:
             write_loss_plot(out / "losses.png", logger.history, title="StyleGAN2 losses")

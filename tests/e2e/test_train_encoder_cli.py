@@ -350,7 +350,7 @@ def test_data_latents_without_labels_encodes_the_sorted_images(
     args = ["data", "latents", "--encoder", str(trained / "encoder"), "--data", str(plain)]
     assert main([*args, "-o", str(out), "-q"]) == 0
     assert "the dataset has no labels" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"codes.npy", "files.txt"}
+    assert {p.name for p in out.iterdir()} == {"codes.npy", "files.txt", "lineage.json"}
     files = (out / "files.txt").read_text().split()
     assert files == sorted(p.name for p in (plain / "images").iterdir())
     assert np.load(out / "codes.npy").shape[0] == len(files) == 32

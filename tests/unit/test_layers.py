@@ -28,6 +28,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("leaf", ("fileio", "shipped", "attributes", "registry", "units")),
     ("networks", ("nets",)),
     ("resolver", ("hub",)),
+    # lineage fingerprints and reads what hub resolves; every trainer and dataset builder
+    # above records with it
+    ("lineage", ("lineage",)),
     ("formats", ("checkpoints",)),
     ("data", ("data",)),
     ("faces and losses", ("faces", "losses", "viz")),
