@@ -236,16 +236,10 @@ class FaceEditor:
                 raise EditError(f"{name}: {what}, got {w}x{h}")
             if whole and face_index not in (None, 0, "all"):
                 raise EditError(f"{name}: an avatar image holds one face (face index 0)")
-        drawn = looks_drawn(rgb)
-        if whole and not drawn:
+        if whole and not looks_drawn(rgb):
             self._warn(
                 f"{name} looks like a photograph, but {self._model()} edits whole avatar "
                 "images (faceedit data avatars): the result will mean little"
-            )
-        elif not whole and drawn and not aligned:
-            self._warn(
-                f"{name} looks like a drawn avatar, but {self._model()} edits aligned "
-                "photos of faces: for avatars use an avatar model (faceedit models)"
             )
         if aligned or whole:
             crop = resize_crops(rgb[None], self.crop_size)[0]
@@ -262,6 +256,11 @@ class FaceEditor:
                 faces = [align_face(rgb, size=size, face_index=face_index, detector=self.detector)]
         except NoFaceError as e:  # the aligner saw an array: put the file's name back
             raise NoFaceError(str(e).replace("<image>", name, 1)) from None
+        if looks_drawn(rgb):  # a face was found: in a drawing, not a photo
+            self._warn(
+                f"{name} looks like a drawn avatar, but {self._model()} edits aligned "
+                "photos of faces: for avatars use an avatar model (faceedit models)"
+            )
         for face in faces:
             face.source = name
         crops = [face.crop for face in faces]
