@@ -17,6 +17,12 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--cache-dir", default=None, help="cache (default $FACEEDIT_CACHE or ~/.cache/faceedit)"
     )
+    p.add_argument(
+        "--lineage",
+        metavar="MODEL",
+        help="print what trained, labelled, hardened or selected MODEL (a name or path) "
+        "instead of the list",
+    )
     p = commands.add(
         "download",
         "download an official checkpoint into the cache, resumable, verified and validated",
@@ -34,6 +40,8 @@ def register(commands: Commands) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    if args.lineage:
+        return _print_lineage(args.lineage)
     from faceedit.hub import catalogue
     from faceedit.registry import REGISTRY, cache_dir, format_size
 
@@ -58,6 +66,18 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"  source:  {entry.source}")
         print(f"  licence: {entry.licence}")
         print(f"  loads:   {entry.loads_as}" + (f" (preset {e.preset})" if e.preset else ""))
+    return 0
+
+
+def _print_lineage(model: str) -> int:
+    from faceedit.lineage import describe, lineage_of
+
+    entries = lineage_of(model)
+    print(f"{model}: {len(entries)} model(s) and data set(s) in its lineage")
+    for e in entries:
+        sha = e.get("sha256")
+        mark = "" if sha else "  (not on this machine: no fingerprint)"
+        print(f"  {describe(e)}{mark}")
     return 0
 
 

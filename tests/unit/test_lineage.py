@@ -254,3 +254,14 @@ def test_a_continued_generator_records_what_it_continued(tmp_path) -> None:
         progress=False,
     )
     assert _roles(lineage_of(second), fingerprint(first)) == {"init"}
+
+
+def test_cli_prints_a_models_lineage(capsys):
+    from faceedit.cli import main
+
+    assert main(["models", "--lineage", "avatar-attgan"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("avatar-attgan: ")
+    assert "  selection avatar-oracle" in out
+    assert main(["models", "--lineage", "no-such-model"]) == 2
+    assert "not found" in capsys.readouterr().err
