@@ -96,15 +96,14 @@ def _run_attgan_edit(args: argparse.Namespace) -> int:
         mode=mode,
         edits=edits,
         slide=(args.min, args.max, args.steps),
-        num_styles=args.num_styles,
-        seed=args.seed,
-        setting=args.setting,
-        current=args.current,
-        test_int=args.test_int,
-        crop=args.crop,
-        plain=args.plain,
-        device=args.device,
+        **_grid_options(args),
     )
+
+
+def _grid_options(args: argparse.Namespace) -> dict:
+    """The options both spellings (``edit --mode`` and ``attgan-edit``) pass on as they are."""
+    keys = ("num_styles", "seed", "setting", "current", "test_int", "crop", "plain", "device")
+    return {k: getattr(args, k) for k in keys}
 
 
 def run_edit_grid(args: argparse.Namespace) -> int:
@@ -136,14 +135,7 @@ def run_edit_grid(args: argparse.Namespace) -> int:
         mode=args.mode,
         edits=edits,
         slide=(low, high, count),
-        num_styles=args.num_styles,
-        seed=args.seed,
-        setting=args.setting,
-        current=args.current,
-        test_int=args.test_int,
-        crop=args.crop,
-        plain=args.plain,
-        device=args.device,
+        **_grid_options(args),
     )
 
 
