@@ -24,6 +24,12 @@ import torch.nn.functional as F
 from faceedit.errors import FaceeditError
 from faceedit.nets.oracle import AvatarOracle, AvatarOracleConfig
 
+#: a model's role, as its metadata states it
+ROLES = {
+    "oracle": "attribute reader (training-side: labels, losses and selection may use it)",
+    "judge": "evaluation judge: never used by any training command",
+}
+
 
 @dataclass(frozen=True)
 class OracleTrainConfig:
@@ -38,10 +44,23 @@ class OracleTrainConfig:
     max_val: int | None = None
     device: str = "cpu"
     threads: int | None = None
+    # "heavy": faceedit.data.augment.heavy_augment on every batch (an evaluation judge)
+    augment: str = "none"
+    # what the model is for, recorded in its metadata: "oracle" (may be used in training
+    # commands) or "judge" (evaluation only; see ROLES)
+    role: str = "oracle"
 
     def __post_init__(self) -> None:
+        from faceedit.data.augment import AUGMENT_NAMES
+
         if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0:
             raise FaceeditError("epochs, batch size and learning rate must be positive")
+        if self.augment not in AUGMENT_NAMES:
+            raise FaceeditError(
+                f"augment {self.augment!r}: expected one of {', '.join(AUGMENT_NAMES)}"
+            )
+        if self.role not in ROLES:
+            raise FaceeditError(f"role {self.role!r}: expected one of {', '.join(ROLES)}")
         for name in ("max_train", "max_val"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -56,6 +75,17 @@ class OracleTrainResult:
     metrics: dict[str, Any]
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+
+
+AUGMENT_SEED_OFFSET = 7919  # the augmentation generator's seed is the run's seed plus this
+
+
+def _dataset_seed(data_dir: str | os.PathLike) -> int | None:
+    """The seed ``faceedit data avatars`` drew the dataset from (its dataset.json)."""
+    try:
+        return int(json.loads((Path(data_dir) / "dataset.json").read_text("utf-8"))["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def default_oracle_config(arrays: Any, **overrides: Any) -> AvatarOracleConfig:
@@ -160,6 +190,7 @@ def train_oracle(
     """
     from tqdm import tqdm
 
+    from faceedit.data.augment import batch_augmenter
     from faceedit.data.avatars import load_arrays
 
     out = Path(out_dir)
@@ -192,6 +223,9 @@ def train_oracle(
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
         gen = torch.Generator().manual_seed(config.seed)
+        augment = batch_augmenter(config.augment)
+        # a stream of its own, so augmenting never changes the order of the batches
+        aug_gen = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
         order = torch.randperm(n, generator=gen)
         pos = 0
         model.train()
@@ -201,7 +235,10 @@ def train_oracle(
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos : pos + config.batch_size].numpy()
             pos += config.batch_size
-            x = images_to_tensor(train.images[idx], device)
+            if augment is None:
+                x = images_to_tensor(train.images[idx], device)
+            else:
+                x = augment(train.images[idx], aug_gen).to(device)
             attrs = torch.from_numpy(train.attrs[idx]).to(device)
             params = torch.from_numpy(train.params[idx]).to(device)
             loss = oracle_loss(model(x), attrs, params, model_config.param_names)
@@ -223,6 +260,8 @@ def train_oracle(
         },
         "train_config": asdict(config),
         "data": str(data_dir),
+        "role": ROLES[config.role],
+        "data_seed": _dataset_seed(data_dir),
     }
     model.cpu().eval().save_pretrained(out, metadata=meta)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
