@@ -79,6 +79,12 @@ def register(commands: Commands) -> None:
         default="oracle",
         help="recorded in the model's metadata; a judge is for evaluation only",
     )
+    t.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="start from this oracle's weights (train in chunks: each run continues the last)",
+    )
     t.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -136,6 +142,7 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         "threads": None if args.threads is None else parse_int(args.threads, "--threads", 1),
         "augment": args.augment,
         "role": args.role,
+        "init": args.init,
     }
     from faceedit.data.avatars import load_arrays
     from faceedit.train.oracle import OracleTrainConfig, default_oracle_config, train_oracle

@@ -49,6 +49,9 @@ class OracleTrainConfig:
     # what the model is for, recorded in its metadata: "oracle" (may be used in training
     # commands) or "judge" (evaluation only; see ROLES)
     role: str = "oracle"
+    # start from this oracle's weights (same architecture): a long run done in chunks,
+    # each a run of its own with its own schedule, continuing where the last one ended
+    init: str | None = None
 
     def __post_init__(self) -> None:
         from faceedit.data.augment import AUGMENT_NAMES
@@ -86,6 +89,15 @@ def _dataset_seed(data_dir: str | os.PathLike) -> int | None:
         return int(json.loads((Path(data_dir) / "dataset.json").read_text("utf-8"))["seed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _warm_start(model: AvatarOracle, init: str) -> None:
+    from faceedit.nets.oracle import load_avatar_oracle
+
+    start = load_avatar_oracle(init)
+    if start.config != model.config:
+        raise FaceeditError(f"{init}: a differently shaped oracle; --init needs the same one")
+    model.load_state_dict(start.state_dict())
 
 
 def default_oracle_config(arrays: Any, **overrides: Any) -> AvatarOracleConfig:
@@ -220,6 +232,8 @@ def train_oracle(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = AvatarOracle(model_config).to(device)
+        if config.init:
+            _warm_start(model, config.init)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
         gen = torch.Generator().manual_seed(config.seed)
