@@ -68,10 +68,11 @@ def register(commands: Commands) -> None:
     )
     t.add_argument(
         "--augment",
-        choices=["none", "heavy"],
+        choices=["none", "heavy", "heavy-strict"],
         default="none",
         help="heavy: blur, noise, JPEG, resampling, scale and shift, backgrounds, colour "
-        "jitter, faint ghosts (faceedit.data.augment), for an evaluation judge",
+        "jitter, faint ghosts (faceedit.data.augment), for an evaluation judge; "
+        "heavy-strict: more ghosts and local noise, milder colour jitter",
     )
     t.add_argument(
         "--role",

@@ -18,6 +18,7 @@ background                the renderer's plain background becomes a random flat 
 local noise               Gaussian noise over one colour segment of the image (the pixels
                           of a randomly picked colour: the hair, the skin, a shirt), so
                           that noise on a part does not change what the part is
+patch noise               (``heavy-strict`` only) the same over a random rectangle
 ghost                     a faint copy (alpha up to 0.35) of another image of the batch
                           blended in; the labels stay those of the dominant image, so a
                           part that is only faintly there is read as not there
@@ -35,6 +36,7 @@ JPEG                      quality 30-90 (Pillow)
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 RESAMPLE_MODES = ("nearest", "bilinear", "bicubic", "area")
-AUGMENT_NAMES = ("none", "heavy")
+AUGMENT_NAMES = ("none", "heavy", "heavy-strict")
 
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
@@ -105,6 +107,32 @@ def colour_segment_noise(
     seed_colour = x[torch.arange(n), :, ys, xs].view(n, 3, 1, 1)
     mask = ((x - seed_colour).abs() <= tolerance).all(1, keepdim=True)
     mask &= chosen.view(n, 1, 1, 1)
+    return torch.where(mask, (x + noise).clamp(0, 1), x)
+
+
+def patch_noise(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    p: float = 0.3,
+    sigma: tuple[float, float] = (0.05, 0.3),
+    side: tuple[float, float] = (6 / 64, 24 / 64),
+) -> torch.Tensor:
+    """Gaussian noise over one random rectangle (sides a random fraction ``side`` of the
+    image) of a fraction ``p`` of images: noise over several parts at once (a mouth and
+    its lips, glasses and the eyes behind them), the picture still showing underneath."""
+    n, _, h, w = x.shape
+    chosen = _chosen(gen, n, p)
+    hs = (_uniform(gen, n, *side) * h).long().clamp(min=1)
+    ws = (_uniform(gen, n, *side) * w).long().clamp(min=1)
+    y0 = (torch.rand(n, generator=gen) * (h - hs + 1)).long()
+    x0 = (torch.rand(n, generator=gen) * (w - ws + 1)).long()
+    strength = _uniform(gen, n, *sigma).view(n, 1, 1, 1)
+    noise = torch.randn(x.shape, generator=gen) * strength
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    in_rows = (rows >= y0.view(n, 1, 1)) & (rows < (y0 + hs).view(n, 1, 1))
+    inside = in_rows & (cols >= x0.view(n, 1, 1)) & (cols < (x0 + ws).view(n, 1, 1))
+    mask = (inside & chosen.view(n, 1, 1))[:, None]
     return torch.where(mask, (x + noise).clamp(0, 1), x)
 
 
@@ -254,14 +282,23 @@ class HeavyAugment:
 
     background: float = 0.6
     local_noise: float = 0.3
+    patch_noise: float = 0.0  # 0: the step is skipped (draws nothing)
     ghost: float = 0.3
     ghost_alpha: float = 0.35
     geometry: float = 0.5
     resample: float = 0.5
     blur: float = 0.3
     colour: float = 0.6
+    saturation: float = 0.1
+    gain: float = 0.02
     noise: float = 0.3
     jpeg: float = 0.3
+
+
+#: "heavy-strict" (the second recipe of avatar-judge): more faint ghosts and local noise,
+#: noise over rectangles too, and milder colour jitter, because the hair colours nearest to
+#: one another (ecdcbf blond, e8e1e1 grey) differ by less than the saturation jitter moved
+STRICT = HeavyAugment(local_noise=0.5, patch_noise=0.3, ghost=0.5, saturation=0.05, gain=0.01)
 
 
 def heavy_augment(
@@ -275,11 +312,13 @@ def heavy_augment(
     x = to_unit(images)
     x = replace_background(x, mask, gen, settings.background)
     x = colour_segment_noise(x, gen, settings.local_noise)
+    if settings.patch_noise > 0:
+        x = patch_noise(x, gen, settings.patch_noise)
     x = ghost_blend(x, gen, settings.ghost, settings.ghost_alpha)
     x = scale_and_shift(x, gen, settings.geometry)
     x = resample_chain(x, gen, settings.resample)
     x = random_blur(x, gen, settings.blur)
-    x = colour_jitter(x, gen, settings.colour)
+    x = colour_jitter(x, gen, settings.colour, saturation=settings.saturation, gain=settings.gain)
     x = gaussian_noise(x, gen, settings.noise)
     x = jpeg(x, gen, settings.jpeg)
     return x.mul_(2).sub_(1)
@@ -298,4 +337,6 @@ def batch_augmenter(name: str) -> BatchAugmenter | None:
         return None
     if name == "heavy":
         return heavy_augment
+    if name == "heavy-strict":
+        return functools.partial(heavy_augment, settings=STRICT)
     raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(AUGMENT_NAMES)}")

@@ -21,14 +21,31 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def test_same_seed_same_batch_other_seed_other_batch(renders) -> None:
-    a = G.heavy_augment(renders, _gen(5))
-    b = G.heavy_augment(renders, _gen(5))
-    c = G.heavy_augment(renders, _gen(6))
+@pytest.mark.parametrize("name", ["heavy", "heavy-strict"])
+def test_same_seed_same_batch_other_seed_other_batch(renders, name) -> None:
+    augment = G.batch_augmenter(name)
+    a = augment(renders, _gen(5))
+    b = augment(renders, _gen(5))
+    c = augment(renders, _gen(6))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert a.shape == (6, 3, 32, 32) and a.dtype == torch.float32
     assert a.min() >= -1 and a.max() <= 1
+
+
+def test_the_two_recipes_differ(renders) -> None:
+    strict = G.batch_augmenter("heavy-strict")(renders, _gen(5))
+    assert not torch.equal(G.heavy_augment(renders, _gen(5)), strict)
+
+
+def test_patch_noise_stays_in_one_rectangle(renders) -> None:
+    x = G.to_unit(renders)
+    changed = (G.patch_noise(x, _gen(2), p=1.0) != x).any(1)  # [N, H, W]
+    for img in changed:
+        rows, cols = torch.nonzero(img, as_tuple=True)
+        assert len(rows) > 0
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert box <= (24 / 64 * 32 + 1) ** 2
 
 
 def test_augmenting_does_not_touch_the_global_rng(renders) -> None:
@@ -46,6 +63,7 @@ def test_every_step_with_probability_one_changes_the_images(renders) -> None:
     steps = {
         "background": lambda g: G.replace_background(x, mask, g, p=1.0),
         "local noise": lambda g: G.colour_segment_noise(x, g, p=1.0),
+        "patch noise": lambda g: G.patch_noise(x, g, p=1.0),
         "ghost": lambda g: G.ghost_blend(x, g, p=1.0),
         "geometry": lambda g: G.scale_and_shift(x, g, p=1.0),
         "resample": lambda g: G.resample_chain(x, g, p=1.0),
