@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.convert",
     "faceedit.cli.stylegan2",
     "faceedit.cli.eval_avatars",
+    "faceedit.cli.eval_judge",
     "faceedit.cli.directions",
     "faceedit.cli.latent",
     "faceedit.cli.invert",

@@ -79,6 +79,26 @@ def register(commands: Commands) -> None:
     t.add_argument(
         "--channels", default="32,64,128,192", metavar="C,..", help="widths of the CNN stages"
     )
+    t.add_argument(
+        "--augment",
+        choices=["none", "heavy", "heavy-strict"],
+        default="none",
+        help="heavy: blur, noise, JPEG, resampling, scale and shift, backgrounds, colour "
+        "jitter, faint ghosts (faceedit.data.augment), for an evaluation judge; "
+        "heavy-strict: more ghosts and local noise, milder colour jitter",
+    )
+    t.add_argument(
+        "--role",
+        choices=["oracle", "judge"],
+        default="oracle",
+        help="recorded in the model's metadata; a judge is for evaluation only",
+    )
+    t.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="start from this oracle's weights (train in chunks: each run continues the last)",
+    )
     add_device(t)
     t.add_argument("--threads", default=None, metavar="K", help="torch CPU threads")
     add_quiet(t)
@@ -145,6 +165,9 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         "max_val": None if args.max_val is None else parse_int(args.max_val, "--max-val", 1),
         "device": str(resolve_device(args.device)),
         "threads": None if args.threads is None else parse_int(args.threads, "--threads", 1),
+        "augment": args.augment,
+        "role": args.role,
+        "init": args.init,
     }
     from faceedit.data.avatars import load_arrays
     from faceedit.train.oracle import OracleTrainConfig, default_oracle_config, train_oracle

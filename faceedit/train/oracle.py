@@ -38,12 +38,19 @@ from faceedit.train.checkpointing import (
     restore_rng,
     save_training_checkpoint,
 )
+from faceedit.train.common import init_lineage
 
 # settings a resumed run may change (checkpointing.plan_run); not ``epochs``: the
 # one-cycle schedule spans the whole run, so a longer run is another run
 MAY_CHANGE = frozenset({"max_val", "device", "threads", "checkpoint_every"})
 # what an oracle run writes into its directory (--restart deletes these)
 OUTPUTS = ("config.json", "model.safetensors", "metrics.json")
+
+#: a model's role, as its metadata states it
+ROLES = {
+    "oracle": "attribute reader (training-side: labels, losses and selection may use it)",
+    "judge": "evaluation judge: never used by any training command",
+}
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,28 @@ class OracleTrainConfig:
     device: str = "cpu"
     threads: int | None = None
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
+    # "heavy": faceedit.data.augment.heavy_augment on every batch (an evaluation judge)
+    augment: str = "none"
+    # what the model is for, recorded in its metadata: "oracle" (may be used in training
+    # commands) or "judge" (evaluation only; see ROLES)
+    role: str = "oracle"
+    # start from this oracle's weights (same architecture): a long run done in chunks,
+    # each a run of its own with its own schedule, continuing where the last one ended
+    init: str | None = None
 
     def __post_init__(self) -> None:
+        from faceedit.data.augment import AUGMENT_NAMES
+
         if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0:
             raise FaceeditError("epochs, batch size and learning rate must be positive")
         if self.checkpoint_every < 1:
             raise FaceeditError(f"checkpoint_every must be positive, got {self.checkpoint_every}")
+        if self.augment not in AUGMENT_NAMES:
+            raise FaceeditError(
+                f"augment {self.augment!r}: expected one of {', '.join(AUGMENT_NAMES)}"
+            )
+        if self.role not in ROLES:
+            raise FaceeditError(f"role {self.role!r}: expected one of {', '.join(ROLES)}")
         for name in ("max_train", "max_val"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -80,6 +103,26 @@ class OracleTrainResult:
     metrics: dict[str, Any]
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+
+
+AUGMENT_SEED_OFFSET = 7919  # the augmentation generator's seed is the run's seed plus this
+
+
+def _dataset_seed(data_dir: str | os.PathLike) -> int | None:
+    """The seed ``faceedit data avatars`` drew the dataset from (its dataset.json)."""
+    try:
+        return int(json.loads((Path(data_dir) / "dataset.json").read_text("utf-8"))["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _warm_start(model: AvatarOracle, init: str) -> None:
+    from faceedit.checkpoints.oracle import load_avatar_oracle
+
+    start = load_avatar_oracle(init)
+    if start.config != model.config:
+        raise FaceeditError(f"{init}: a differently shaped oracle; --init needs the same one")
+    model.load_state_dict(start.state_dict())
 
 
 def default_oracle_config(arrays: Any, **overrides: Any) -> AvatarOracleConfig:
@@ -197,6 +240,7 @@ def train_oracle(
     """
     from tqdm import tqdm
 
+    from faceedit.data.augment import batch_augmenter
     from faceedit.data.avatars import load_arrays
 
     out = Path(out_dir)
@@ -222,9 +266,14 @@ def train_oracle(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = AvatarOracle(model_config).to(device)
+        if config.init:
+            _warm_start(model, config.init)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
         gen = torch.Generator().manual_seed(config.seed)
+        augment = batch_augmenter(config.augment)
+        # a stream of its own, so augmenting never changes the order of the batches
+        aug_gen = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
         order = torch.randperm(n, generator=gen)
         pos, step = 0, 0
         if plan.checkpoint is not None:
@@ -267,7 +316,10 @@ def train_oracle(
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos : pos + config.batch_size].numpy()
             pos += config.batch_size
-            x = images_to_tensor(train.images[idx], device)
+            if augment is None:
+                x = images_to_tensor(train.images[idx], device)
+            else:
+                x = augment(train.images[idx], aug_gen).to(device)
             attrs = torch.from_numpy(train.attrs[idx]).to(device)
             params = torch.from_numpy(train.params[idx]).to(device)
             loss = oracle_loss(model(x), attrs, params, model_config.param_names)
@@ -295,7 +347,10 @@ def train_oracle(
         },
         "train_config": asdict(config),
         "data": str(data_dir),
-        "lineage": [],  # renders only: no model trained, labelled or chose it
+        "role": ROLES[config.role],
+        "data_seed": _dataset_seed(data_dir),
+        # renders only, unless it continues another network's weights (--init)
+        "lineage": init_lineage(config.init or ""),
     }
     model.cpu().eval().save_pretrained(out, metadata=meta)
     from faceedit.fileio import atomic_write_text

@@ -1,0 +1,73 @@
+"""``faceedit eval judge``: can an avatar judge be fooled by edits that draw nothing?"""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.cli.common import Commands, parse_int
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "judge",
+        "measure an avatar judge on fake edits, its held-out accuracy, and a second opinion",
+        run,
+        group="eval",
+        description=(
+            "Renders N held-out avatars, flips each attribute, and builds fake edits from "
+            "each ground-truth pair (the source blended 25%% and 50%% towards the "
+            "counterfactual, noise over the changed region, a flat colour wash over it, a "
+            "blurred copy); reports how often each passes as a change, the judge's accuracy "
+            "per attribute and part, and where a second network disagrees "
+            "(judge_eval.json, judge_eval.md)."
+        ),
+    )
+    p.add_argument("--judge", required=True, help="avatar judge (name or path)")
+    p.add_argument("--second", help="a second judge: report where the two disagree")
+    p.add_argument("--n", default="500", help="number of held-out avatars")
+    p.add_argument(
+        "--seed", default="11", help="seed of the held-out avatars (one no training used)"
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--out", required=True, help="output directory")
+
+
+def _data_seed(name: str) -> int | None:
+    """The seed of the avatars a judge was trained on, from its metadata (None: unknown)."""
+    import json
+    from pathlib import Path
+
+    from faceedit.shipped import shipped_path
+
+    folder = shipped_path(name) or Path(name)
+    try:
+        header = json.loads((folder / "config.json").read_text("utf-8"))
+        return int(header["metadata"]["data_seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from faceedit.errors import FaceeditError
+    from faceedit.eval.avatars import held_out_records
+    from faceedit.eval.judge import evaluate_judges, write_judge_report
+    from faceedit.checkpoints.oracle import load_avatar_oracle
+
+    n = parse_int(args.n, "--n", 1)
+    seed = parse_int(args.seed, "--seed", 0)
+    names = [args.judge] + ([args.second] if args.second else [])
+    if len(set(names)) != len(names):
+        raise FaceeditError("--second names the same judge as --judge")
+    for name in names:
+        if _data_seed(name) == seed:
+            raise FaceeditError(
+                f"--seed {seed}: {name} was trained on avatars of that seed; "
+                "pick a seed no training used"
+            )
+    judges = {name: load_avatar_oracle(name).to(args.device) for name in names}
+    report = evaluate_judges(judges, held_out_records(n, seed), seed, progress=not args.quiet)
+    paths = write_judge_report(report, args.out)
+    print(report.markdown(), end="")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
