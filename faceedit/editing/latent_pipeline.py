@@ -22,10 +22,10 @@ with a ``bundle.json`` naming them (paths relative to the directory; each part i
 :meth:`LatentPipeline.from_pretrained` reads one (by path or name, see
 :func:`faceedit.hub.resolve`), :meth:`~LatentPipeline.save_pretrained` writes one. The
 pipeline is a :class:`~faceedit.editing.base.CropEditor`: it inverts aligned crops
-(``invert="encoder"`` or ``"optimize"``), reconstructs and edits them with whichever
-:class:`~faceedit.editing.base.LatentEditMethod` it is set to: the transformers
-(``edit_method="transformers"``, the paper) or the linear directions (``"linear"``, the
-InterFaceGAN baseline).
+(``invert="encoder"`` or ``"optimize"``), reconstructs and edits them with its
+transformers (the paper) or with any other
+:class:`~faceedit.editing.base.LatentEditMethod` it is given (:meth:`~LatentPipeline.using`:
+the bundle's linear directions, the InterFaceGAN baseline, are one).
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from faceedit.errors import CheckpointError
 from faceedit.hub import BUNDLE_FILE, read_bundle, resolve
 
 INVERSIONS = ("auto", "encoder", "optimize")
-EDIT_METHODS = ("transformers", "linear")
 DOMAINS = ("ffhq", "avatar")
 DEFAULT_LAYERS = (0, 11)  # rows [0, 11) edited, as in the original's test.py
 
@@ -135,7 +134,6 @@ class LatentPipeline(CropEditor):
             :class:`~faceedit.editing.directions.LinearDirections`), or ``None``.
         layers: W+ rows kept from the edit (``None``: all).
         domain: ``"avatar"`` or ``"ffhq"``: what its crops are.
-        edit_method: ``"transformers"`` or ``"linear"``.
         inversion: how crops become codes (:class:`Inversion`).
     """
 
@@ -148,7 +146,6 @@ class LatentPipeline(CropEditor):
         directions: Any = None,
         layers: tuple[int, int] | None = DEFAULT_LAYERS,
         domain: str = "ffhq",
-        edit_method: str = "transformers",
         inversion: Inversion | None = None,
         sources: Mapping[str, Any] | None = None,
     ) -> None:
@@ -164,14 +161,14 @@ class LatentPipeline(CropEditor):
             raise EditError(f"classifier: holds a {type(classifier).__name__}")
         if domain not in DOMAINS:
             raise EditError(f"domain {domain!r}: choose from {', '.join(DOMAINS)}")
-        if edit_method not in EDIT_METHODS:
-            raise EditError(f"edit method {edit_method!r}: choose from {', '.join(EDIT_METHODS)}")
         self.generator = generator
         self.encoder = encoder
         self.classifier = classifier
         self.layers = layers
         self.domain = domain
-        self.edit_method = edit_method
+        # another LatentEditMethod in place of the transformers (using()), and its name
+        self._latent_edit: Any = None
+        self._method = "latent"
         self.sources: dict[str, Any] = dict(sources or {})
         self._transformers: dict[str, nn.Module] = {}
         self.transformer_paths: dict[str, Path] = {}
@@ -206,8 +203,8 @@ class LatentPipeline(CropEditor):
             generator, encoder, transformers, classifier, directions: individual parts
                 (override the bundle's).
             layers: W+ rows kept from the edit; ``"bundle"`` = the bundle's or ``(0, 11)``.
-            **options: ``edit_method=``, ``domain=`` and the :class:`Inversion` fields
-                (``invert=``, ``steps=``, ...).
+            **options: ``domain=`` and the :class:`Inversion` fields (``invert=``,
+                ``steps=``, ...).
 
         Raises:
             EditError: a part is missing or of the wrong kind, naming the file.
@@ -254,7 +251,6 @@ class LatentPipeline(CropEditor):
             raw = spec.get("layers", list(DEFAULT_LAYERS))
             layers = None if raw in (None, "all") else (int(raw[0]), int(raw[1]))
         options.setdefault("domain", spec.get("domain", "ffhq"))
-        edit_method = options.pop("edit_method", "transformers")
         domain = options.pop("domain")
         unknown = [k for k in options if k not in Inversion.__dataclass_fields__]
         if unknown:
@@ -267,7 +263,6 @@ class LatentPipeline(CropEditor):
             spec.get("directions"),
             layers,
             domain=domain,
-            edit_method=edit_method,
             inversion=Inversion(**options),
             sources=spec,
         )
@@ -276,8 +271,6 @@ class LatentPipeline(CropEditor):
             name = t.config.attr_name or paths[""].stem
             pipe.transformer_paths = {name: paths[""]}
             pipe._transformers = {name: t}
-        if edit_method == "linear":
-            pipe.directions  # noqa: B018 - load now: a missing file fails at start-up
         return pipe
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -321,24 +314,32 @@ class LatentPipeline(CropEditor):
             module.save_pretrained(target)
 
     def with_options(self, **options: Any) -> LatentPipeline:
-        """A pipeline over the same (shared) models with other options: ``edit_method=``,
-        ``layers=`` or :class:`Inversion` fields."""
+        """A pipeline over the same (shared) models with other options: ``layers=`` or
+        :class:`Inversion` fields."""
         import copy
 
         other = copy.copy(self)
         fields = {k: options.pop(k) for k in list(options) if k in Inversion.__dataclass_fields__}
-        if "edit_method" in options:
-            method = options.pop("edit_method")
-            if method not in EDIT_METHODS:
-                raise EditError(f"edit method {method!r}: choose from {', '.join(EDIT_METHODS)}")
-            other.edit_method = method
         if "layers" in options:
             other.layers = options.pop("layers")
         if options:
             raise EditError(f"unknown pipeline option(s): {', '.join(options)}")
         other.inversion = other._checked(replace(self.inversion, **fields))
-        if other.edit_method == "linear":
-            other.directions  # noqa: B018 - fail now when the bundle has none
+        return other
+
+    def using(self, method: Any, name: str) -> LatentPipeline:
+        """A pipeline over the same (shared) models that edits with ``method`` (any
+        :class:`~faceedit.editing.base.LatentEditMethod`, e.g. :attr:`directions`) in place
+        of its transformers; ``name`` is the method's name in reports and caches.
+        ``using(None, "latent")`` goes back to the transformers."""
+        import copy
+
+        from faceedit.editing.base import LatentEditMethod
+
+        if method is not None and not isinstance(method, LatentEditMethod):
+            raise EditError(f"{type(method).__name__} is not a latent edit method")
+        other = copy.copy(self)
+        other._latent_edit, other._method = method, name
         return other
 
     def _checked(self, inversion: Inversion) -> Inversion:
@@ -409,8 +410,8 @@ class LatentPipeline(CropEditor):
     def latent_method(self, names: list[str] | None = None):
         """The :class:`~faceedit.editing.base.LatentEditMethod` in use, for ``names``
         (default: every attribute it edits)."""
-        if self.edit_method == "linear":
-            return self.directions
+        if self._latent_edit is not None:
+            return self._latent_edit
         from faceedit.editing.latent import LatentEditor
 
         names = self.transformer_names if names is None else names
@@ -421,12 +422,12 @@ class LatentPipeline(CropEditor):
     # ----------------------------------------------------------------- CropEditor
     @property
     def method(self) -> str:  # type: ignore[override]
-        return "linear" if self.edit_method == "linear" else "latent"
+        return self._method
 
     @property
     def attributes(self) -> list[str]:
-        if self.edit_method == "linear":
-            return list(self.directions.attr_names)
+        if self._latent_edit is not None:
+            return list(self._latent_edit.attributes)
         return self.transformer_names
 
     @property

@@ -40,7 +40,8 @@ def linear_editor(
     """The linear directions of a bundle (InterFaceGAN, Shen et al. CVPR 2020)."""
     from faceedit.editing.latent_pipeline import LatentPipeline
 
-    return LatentPipeline.from_pretrained(model, device=device, edit_method="linear", **options)
+    pipe = LatentPipeline.from_pretrained(model, device=device, **options)
+    return pipe.using(pipe.directions, "linear")
 
 
 def attgan_editor(

@@ -442,7 +442,7 @@ def latent_methods(pipeline, directions=None) -> dict[str, LatentEditFn]:
     """
     import dataclasses
 
-    editor = pipeline.with_options(edit_method="transformers").latent_method()
+    editor = pipeline.using(None, "latent").latent_method()
     methods: dict[str, LatentEditFn] = {
         TRANSFORMER: lambda ws, a, alpha: editor.edit_latents(ws, {a: alpha})
     }

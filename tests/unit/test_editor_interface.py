@@ -116,3 +116,33 @@ def test_consumers_never_branch_on_a_method_string(module):
                 if isinstance(c, ast.Constant) and isinstance(c.value, str)
             ]
             assert not names & set(consts), f"{module}:{node.lineno} compares with {consts}"
+
+
+def test_a_new_latent_method_is_one_class_and_one_registry_line(editors, tmp_path, monkeypatch):
+    """What a contributor writes for a new method: a LatentEditMethod and one line in
+    METHODS. `faceedit edit --method` then offers it and edits a real photo with it."""
+    from faceedit.cli import main
+    from faceedit.data.images import read_image
+    from faceedit.editing.methods import latent_editor
+    from tests.helpers.tiny_edit import GRACE, latent_bundle
+
+    class Shift:
+        """Moves every code along one fixed direction per attribute."""
+
+        attributes = ["Smiling"]
+
+        def edit_latents(self, ws, edits):
+            return ws + 3.0 * float(edits["Smiling"])
+
+    monkeypatch.setitem(
+        METHODS, "shift", lambda model, **o: latent_editor(model, **o).using(Shift(), "shift")
+    )
+    bundle = latent_bundle(tmp_path)
+    outs = {}
+    for method in ("latent", "shift"):
+        outs[method] = tmp_path / f"{method}.png"
+        args = ["edit", str(GRACE), "--method", method, "--attr", "Smiling=1"]
+        assert main([*args, "--model", str(bundle), "--steps", "2", "-o", str(outs[method])]) == 0
+    assert not np.array_equal(read_image(outs["latent"]), read_image(outs["shift"]))
+    ed = build_crop_editor("shift", bundle, invert="optimize", steps=2)
+    assert ed.method == "shift" and ed.attributes == ["Smiling"]
