@@ -284,3 +284,46 @@ def parse_range(text: str, flag: str) -> tuple[float, float]:
     if len(values) != 2:
         raise FaceeditError(f"{flag} {text!r}: expected LO,HI, e.g. 0.5,1.5")
     return values[0], values[1]
+
+
+#: the network that judges avatar edits by default: trained only to judge, never used by
+#: a training command (faceedit/assets/models/avatar-judge/MODEL_CARD.md)
+DEFAULT_JUDGE = "avatar-judge"
+
+
+def add_judge(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--judge NAME`` (the avatar judge that reads edits; ``--oracle`` is its old
+    spelling) and ``--allow-dependent-judge``."""
+    add_option(
+        parser,
+        "--judge",
+        deprecated=("--oracle",),
+        default=DEFAULT_JUDGE,
+        help="the network that reads the edits (name or path); it must not be in the "
+        "model's lineage",
+    )
+    parser.add_argument(
+        "--allow-dependent-judge",
+        action="store_true",
+        help="judge with a network that trained, labelled, hardened or selected the model "
+        "(the output then says so)",
+    )
+
+
+def load_judge(args: argparse.Namespace, models: list[str]) -> tuple[object, list[str]]:
+    """The judge of ``args.judge`` and, with ``--allow-dependent-judge``, what of each of
+    ``models``' lineages it is (one line each; ``[]`` for an independent judge).
+
+    Raises:
+        FaceeditError: not an avatar judge, or a judge in a model's lineage without the
+            flag (one line naming the role it played and the flag).
+    """
+    from faceedit.checkpoints.oracle import load_avatar_oracle
+    from faceedit.lineage import check_judge_independent, describe
+
+    judge = load_avatar_oracle(args.judge)
+    notes = []
+    for model in models:
+        for e in check_judge_independent(model, args.judge, allow=args.allow_dependent_judge):
+            notes.append(f"the judge {args.judge} is not independent of {model}: {describe(e)}")
+    return judge, notes

@@ -2,7 +2,8 @@
 
 Held-out avatars are edited by both methods (the shipped AttGAN and the shipped StyleGAN2
 + latent-transformer bundle) for several attributes at several strengths; the shipped
-oracle judges every edit against the ground truth. Writes ``demo_grid.png`` and
+judge (an evaluation judge that is in neither model's lineage) reads every edit, and each
+edit is measured against its ground truth. Writes ``demo_grid.png`` and
 ``report.html`` (see :mod:`faceedit.eval.demo`).
 """
 
@@ -12,7 +13,15 @@ import argparse
 import time
 from pathlib import Path
 
-from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_strengths
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_judge,
+    add_output,
+    add_quiet,
+    load_judge,
+    parse_strengths,
+)
 from faceedit.editing.methods import METHODS
 
 
@@ -24,7 +33,8 @@ def register(commands: Commands) -> None:
         description=(
             "Renders N held-out avatars, flips several attributes of each with the shipped "
             "AttGAN and the shipped StyleGAN2 + latent transformers at several strengths, "
-            "judges every edit with the shipped avatar oracle, and writes demo_grid.png and "
+            "shows each edit beside its ground truth with its region gain and the shipped "
+            "evaluation judge's reading, and writes demo_grid.png and "
             "report.html."
         ),
     )
@@ -39,7 +49,7 @@ def register(commands: Commands) -> None:
         help="comma-separated editing methods, of: " + ", ".join(METHODS) + " (AttGAN uses "
         "--attgan; the others the --latent bundle: linear edits with its linear directions)",
     )
-    p.add_argument("--oracle", default="avatar-oracle", help="avatar oracle (name or path)")
+    add_judge(p)
     p.add_argument("--n", type=int, default=4, help="number of held-out avatars")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out avatars")
     p.add_argument(
@@ -60,7 +70,6 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.editing.pipeline import build_editor
     from faceedit.errors import FaceeditError
     from faceedit.eval.demo import run_demo, write_demo
@@ -89,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     for method, name in models.items():
         resolve(name, flags[method])
     device = resolve_device(args.device)
-    oracle = load_avatar_oracle(args.oracle)
+    oracle, dependent = load_judge(args, list(dict.fromkeys(models.values())))
+    for note in dependent:
+        print(f"faceedit demo: note: {note}")
     # a bundle without an encoder is inverted by a short projection (--steps)
     editors = {
         m: build_editor(m, name, device=device, steps=args.steps) for m, name in models.items()
@@ -100,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 f"faceedit demo: {models[m]} has no encoder, so each avatar is projected "
                 f"({args.steps} steps): slower, and rougher than an encoder's inversion"
             )
-    oracle_file = resolve(args.oracle, "--oracle")
+    oracle_file = resolve(args.judge, "--judge")
     result = run_demo(
         editors,
         models,
@@ -112,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         oracle_name=str(oracle_file),
         progress=not args.quiet,
     )
+    result.dependent_judge = dependent
     paths = write_demo(result, out)
     for run_ in result.runs:
         print(run_.summary())

@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_strengths
+from faceedit.cli.common import (
+    Commands,
+    add_device,
+    add_judge,
+    add_output,
+    add_quiet,
+    load_judge,
+    parse_strengths,
+)
 from faceedit.editing.methods import METHODS
 
 
 def register(commands: Commands) -> None:
     p = commands.add(
         "avatars",
-        "flip each attribute of held-out avatars and judge the edits with the avatar oracle",
+        "flip each attribute of held-out avatars; judge each edit and measure it against its "
+        "ground truth",
         run,
         group="eval",
         description=(
             "Renders N avatars from a seed the training data did not use, flips each "
-            "attribute the model edits, and reports per attribute how often the oracle sees "
-            "the target changed, the other attributes and the identity parameters preserved, "
-            "and the reconstruction PSNR (JSON, CSV, Markdown table, bar chart)."
+            "attribute the model edits, and reports per attribute and direction how close "
+            "each edit came to its ground truth (region gain, PSNR outside the change "
+            "region) and how often the judge (an evaluation judge that is not in the "
+            "model's lineage) sees the target changed, the other attributes and the "
+            "identity parameters preserved, and the reconstruction PSNR (JSON, CSV, "
+            "Markdown table, bar chart)."
         ),
     )
     p.add_argument("--method", choices=list(METHODS), required=True)
     p.add_argument("--model", required=True, help="AttGAN model, or a latent bundle")
-    p.add_argument("--oracle", default="avatar-oracle", help="oracle model (name or path)")
+    add_judge(p)
     p.add_argument("--n", type=int, default=500, help="number of held-out avatars")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out avatars")
     p.add_argument("--strength", type=float, default=1.0, help="edit strength")
@@ -48,7 +60,6 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.editing.pipeline import build_editor
     from faceedit.eval.avatars import (
         editor_functions,
@@ -58,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from faceedit.train.common import resolve_device
 
-    oracle = load_avatar_oracle(args.oracle)
+    oracle, dependent = load_judge(args, [args.model])
+    for note in dependent:
+        print(f"faceedit: note: {note}")
     editor = build_editor(
         args.method,
         args.model,
@@ -85,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         model=str(args.model),
         progress=not args.quiet,
     )
+    report.dependent_judge = dependent
     paths = write_report(report, args.output)
     print(report.table(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

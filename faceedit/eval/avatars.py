@@ -28,7 +28,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,8 @@ class AvatarEvalReport:
     outside_psnr: float | None = None
     judge: str = ""  # the network that read the edits
     judge_role: str = ""  # "evaluation judge" or "training-side judge" (its metadata's role)
+    # non-empty only with --allow-dependent-judge: what the judge was in the model's lineage
+    dependent_judge: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         lines = [
@@ -141,6 +143,8 @@ class AvatarEvalReport:
         )
         if self.judge:
             lines.append(f"\nJudged by {self.judge} ({self.judge_role or 'judge'})")
+        for note in self.dependent_judge:
+            lines.append(f"\n**Not an independent judge**: {note}")
         if self.psnr is not None:
             lines.append(f"\nReconstruction PSNR: {self.psnr:.2f} dB")
         return "\n".join(lines) + "\n"

@@ -131,6 +131,8 @@ class DemoResult:
     oracle: str
     seconds: float = 0.0
     judge_role: str = ""
+    # non-empty only with --allow-dependent-judge: what the judge was in a model's lineage
+    dependent_judge: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- choosing
@@ -405,6 +407,8 @@ def report_html(result: DemoResult) -> str:
     ]
     out += [f'<li class="summary">{e(run.summary())}</li>' for run in result.runs]
     out.append("</ul>")
+    for note in result.dependent_judge:
+        out.append(f'<p class="dependent"><strong>Not an independent judge:</strong> {e(note)}</p>')
     for run in result.runs:
         how = f", inversion: {run.inversion}" if run.inversion else ""
         out.append(f"<h2>{e(run.method)} (<code>{e(run.model)}</code>{e(how)})</h2>")
