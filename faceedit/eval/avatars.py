@@ -363,8 +363,10 @@ def judge_role(judge) -> str:
     judge``), else ``"training-side judge"``: an oracle that faceedit's training commands
     may use as labeller, loss network or for choosing weights."""
     meta = getattr(judge, "metadata", None) or {}
-    role = str(meta.get("role") or (meta.get("train_config") or {}).get("role") or "")
-    return "evaluation judge" if role == "judge" else "training-side judge"
+    trained_as = (meta.get("train_config") or {}).get("role")
+    described = str(meta.get("role") or "")
+    is_judge = trained_as == "judge" or described.startswith("evaluation judge")
+    return "evaluation judge" if is_judge else "training-side judge"
 
 
 def editor_functions(editor) -> tuple[EditFn, ReconstructFn]:

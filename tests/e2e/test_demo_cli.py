@@ -56,6 +56,7 @@ def shipped(tmp_path_factory):
     shutil.copytree(attgan_model(models), att / "attgan")
     (att / "bundle.json").write_text(json.dumps({"method": "attgan", "model": "attgan"}))
     shutil.copytree(SHIPPED_DIR / "avatar-oracle", root / "avatar-oracle")
+    shutil.copytree(SHIPPED_DIR / "avatar-judge", root / "avatar-judge")
     return root
 
 
@@ -122,10 +123,10 @@ def test_grid_has_a_tile_per_avatar_method_and_edit(demo_run, use_shipped):
     result = run_demo(
         editors,
         {"attgan": "avatar-attgan", "latent": "avatar-latent"},
-        load("avatar-oracle"),
+        load("avatar-judge"),
         n=N,
         seed=SEED,
-        oracle_name=str(use_shipped / "avatar-oracle"),
+        oracle_name=str(use_shipped / "avatar-judge"),
         progress=False,
     )
     # the tiny AttGAN has the release's 13 attributes (no Smiling, no hat); the tiny
@@ -184,7 +185,7 @@ def test_report_verdicts_are_the_oracles_on_the_shown_images(demo_run, use_shipp
         on = attributes(rec)[r["data-attribute"]] < 0  # the flip: on when it was off
         assert r["data-on"] == str(int(on))
         asked.append((rec, r["data-attribute"], on))
-    verdicts = judge_edits(load("avatar-oracle"), asked, [r["image"] for r in rows])
+    verdicts = judge_edits(load("avatar-judge"), asked, [r["image"] for r in rows])
     from faceedit.data.avatars import edit_attribute, render_record
     from faceedit.eval.metrics import region_gain
 
@@ -201,7 +202,7 @@ def test_report_verdicts_are_the_oracles_on_the_shown_images(demo_run, use_shipp
         assert v.n_others > 0 and abs(v.kept / v.n_others - v.preservation) < 1e-9
     text = (demo_run / "report.html").read_text()
     assert 'src="demo_grid.png"' in text
-    for name in ("avatar-attgan", "avatar-latent", "avatar-oracle", "tnet_Smiling"):
+    for name in ("avatar-attgan", "avatar-latent", "avatar-judge", "tnet_Smiling"):
         assert name in text  # the model files used
     assert text.count('class="summary"') == 4  # a summary per method, twice
     assert "inversion: encoder" in text
@@ -259,7 +260,7 @@ def test_shipped_bundles_resolve_by_name(use_shipped, tmp_path, capsys):
     from faceedit.editing.pipeline import build_editor
     from faceedit.shipped import shipped_models, shipped_path
 
-    assert shipped_models() == ["avatar-attgan", "avatar-latent", "avatar-oracle"]
+    assert shipped_models() == ["avatar-attgan", "avatar-judge", "avatar-latent", "avatar-oracle"]
     assert shipped_path("../avatar-latent") is None
     assert build_editor("attgan", "avatar-attgan").crop_size == 32
     assert set(build_editor("latent", "avatar-latent").attributes) == {"Smiling", "Eyeglasses"}

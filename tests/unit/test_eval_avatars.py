@@ -198,8 +198,46 @@ def test_a_wrong_oracle_is_one_line_and_writes_nothing(command, tmp_path, capsys
         argv = ["eval", "avatars", "--method", "attgan", "--model", str(model), "--n", "2"]
     else:
         argv = ["demo", "--attgan", str(model), "--latent", "avatar-latent"]
-    assert main([*argv, "--oracle", str(model), "-o", str(out)]) == 2
+    assert main([*argv, "--judge", str(model), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("faceedit: error:") and "\n" not in err, err
     assert "holds AttGAN, not an avatar oracle" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "demo"])
+def test_a_judge_in_the_models_lineage_is_refused(command, tmp_path, capsys):
+    """avatar-oracle chose the shipped AttGAN's weights, so it may not judge it, unless
+    asked to, and then every output says so."""
+    from faceedit.cli import main
+
+    out = tmp_path / "out"
+    if command == "eval":
+        args = ["eval", "avatars", "--method", "attgan", "--model", "avatar-attgan", "--n", "2"]
+    else:
+        args = ["demo", "--methods", "attgan", "--n", "1", "--attrs", "Smiling"]
+    args += ["--judge", "avatar-oracle", "-o", str(out), "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not independent of avatar-attgan" in err
+    assert "selection" in err and "--allow-dependent-judge" in err
+    assert not out.exists()
+    assert main([*args, "--allow-dependent-judge"]) == 0
+    printed = capsys.readouterr().out
+    assert "not independent of avatar-attgan: selection avatar-oracle" in printed
+    if command == "eval":
+        report = json.loads((out / "avatar_eval.json").read_text())
+        assert report["dependent_judge"] and report["judge_role"] == "training-side judge"
+        assert "Not an independent judge" in (out / "avatar_eval.md").read_text()
+    else:
+        assert "Not an independent judge" in (out / "report.html").read_text()
+
+
+def test_the_default_judge_is_the_independent_evaluation_judge(tmp_path, capsys):
+    from faceedit.cli import main
+
+    args = ["eval", "avatars", "--method", "attgan", "--model", "avatar-attgan", "--n", "2"]
+    assert main([*args, "--attrs", "Smiling", "-o", str(tmp_path / "e"), "-q"]) == 0
+    report = json.loads((tmp_path / "e" / "avatar_eval.json").read_text())
+    assert report["judge"] == "avatar-judge" and report["judge_role"] == "evaluation judge"
+    assert report["dependent_judge"] == []
