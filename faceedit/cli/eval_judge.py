@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.cli.common import Commands, parse_int
+from faceedit.cli.common import Commands, add_device, add_output, add_quiet, parse_int
 
 
 def register(commands: Commands) -> None:
@@ -28,31 +28,30 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--seed", default="11", help="seed of the held-out avatars (one no training used)"
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-o", "--out", required=True, help="output directory")
+    add_device(p)
+    add_quiet(p)
+    add_output(p, "output directory", metavar="DIR")
 
 
 def _data_seed(name: str) -> int | None:
     """The seed of the avatars a judge was trained on, from its metadata (None: unknown)."""
     import json
-    from pathlib import Path
 
-    from faceedit.shipped import shipped_path
+    from faceedit.errors import FaceeditError
+    from faceedit.hub import resolve
 
-    folder = shipped_path(name) or Path(name)
     try:
-        header = json.loads((folder / "config.json").read_text("utf-8"))
+        header = json.loads((resolve(name) / "config.json").read_text("utf-8"))
         return int(header["metadata"]["data_seed"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, FaceeditError):
         return None
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.errors import FaceeditError
     from faceedit.eval.avatars import held_out_records
     from faceedit.eval.judge import evaluate_judges, write_judge_report
-    from faceedit.checkpoints.oracle import load_avatar_oracle
 
     n = parse_int(args.n, "--n", 1)
     seed = parse_int(args.seed, "--seed", 0)
@@ -65,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
                 f"--seed {seed}: {name} was trained on avatars of that seed; "
                 "pick a seed no training used"
             )
-    judges = {name: load_avatar_oracle(name).to(args.device) for name in names}
+    from faceedit.train.common import resolve_device
+
+    device = resolve_device(args.device)
+    judges = {name: load_avatar_oracle(name).to(device) for name in names}
     report = evaluate_judges(judges, held_out_records(n, seed), seed, progress=not args.quiet)
-    paths = write_judge_report(report, args.out)
+    paths = write_judge_report(report, args.output)
     print(report.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
