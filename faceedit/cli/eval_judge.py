@@ -15,7 +15,7 @@ def register(commands: Commands) -> None:
         group="eval",
         description=(
             "Renders N held-out avatars, flips each attribute, and builds fake edits from "
-            "each ground-truth pair (the source blended 25%% and 50%% towards the "
+            "each ground-truth pair (the source blended 25% and 50% towards the "
             "counterfactual, noise over the changed region, a flat colour wash over it, a "
             "blurred copy); reports how often each passes as a change, the judge's accuracy "
             "per attribute and part, and where a second network disagrees "
