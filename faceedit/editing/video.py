@@ -40,7 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from faceedit.editing.base import resize_crops
 from faceedit.errors import FaceeditError
 from faceedit.fileio import atomic_path, check_output_path
 
@@ -348,7 +350,9 @@ class VideoEditor:
         """Timestamps and the chosen face's landmarks of every decodable frame."""
         from tqdm import tqdm
 
-        detector = self._detector()
+        # an avatar model edits the whole frame: nothing to detect
+        whole = self.editor.editor.domain == "avatar"
+        detector = None if whole else self._detector()
         stats = _Decoded()
         frames = []
         with contextlib.closing(_open_input(path)) as c:
@@ -356,9 +360,21 @@ class VideoEditor:
             total = stream.frames or None
             tb = stream.time_base
             rate = stream.average_rate or stream.guessed_rate
+            w, h = stream.codec_context.width, stream.codec_context.height
+        if whole and w and h and abs(h - w) > 0.02 * max(h, w):  # before any progress bar
+            raise VideoError(f"{path}: an avatar model takes square avatar frames, got {w}x{h}")
         bar = tqdm(total=total, desc="finding faces", unit="frame", disable=not progress)
         for frame in _frames(path, stats):
             rgb = _upright_rgb(frame)
+            h, w = rgb.shape[:2]
+            if whole:
+                if abs(h - w) > 0.02 * max(h, w):
+                    raise VideoError(
+                        f"{path}: an avatar model takes square avatar frames, got {w}x{h}"
+                    )
+                frames.append({"pts": frame.pts, "whole": True, "size": [w, h]})
+                bar.update(1)
+                continue
             faces = detector.detect(rgb)
             k = 0 if self.face_index is None else self.face_index
             face = faces[k] if k < len(faces) else None
@@ -367,7 +383,7 @@ class VideoEditor:
                     "pts": frame.pts,
                     "landmarks": face.landmarks.tolist() if face is not None else None,
                     "box": face.box.tolist() if face is not None else None,
-                    "size": [rgb.shape[1], rgb.shape[0]],
+                    "size": [w, h],
                 }
             )
             bar.update(1)
@@ -386,6 +402,9 @@ class VideoEditor:
         from faceedit.faces.align import ffhq_quad
 
         frames = analysis["frames"]
+        if frames and frames[0].get("whole"):  # the whole frame is the crop (avatar models)
+            n = len(frames)
+            return np.zeros((n, 5, 2)), np.zeros((n, 4, 2)), np.ones(n, dtype=bool)
         valid = np.array([f["landmarks"] is not None for f in frames])
         lms = np.zeros((len(frames), 5, 2))
         for i, f in enumerate(frames):
@@ -494,7 +513,16 @@ class VideoEditor:
                 continue
             rgb = _upright_rgb(frame)
             ws = None
-            if valid[i]:
+            seed = int(ed.editor.settings().get("seed", 0)) + i
+            if frames[i].get("whole"):  # an avatar: the frame is the crop, nothing pasted
+                crop = resize_crops(rgb[None], size)[0]
+                result = ed.edit_crop(crop, edits, init=prev_ws if chain else None, seed=seed)
+                h, w = rgb.shape[:2]
+                out = np.asarray(
+                    Image.fromarray(result.edited_crop).resize((w, h), Image.Resampling.LANCZOS)
+                )
+                ws = result.ws if chain else None
+            elif valid[i]:
                 crop = warp_to_crop(rgb, quads[i], size)
                 face = AlignedFace(
                     crop=crop,
@@ -504,7 +532,6 @@ class VideoEditor:
                     image=rgb,
                     source=f"{source} frame {i}",
                 )
-                seed = int(ed.editor.settings().get("seed", 0)) + i
                 result = ed.edit_crop(crop, edits, init=prev_ws if chain else None, seed=seed)
                 out = face.paste_back(result.edited_crop, blend=ed.blend)
                 ws = result.ws if chain else None

@@ -113,3 +113,48 @@ def test_video_output_cannot_be_its_input(tmp_path, bundles, capsys):
     args = ["video", str(clip), "--attr", "Smiling=1", "--model", str(bundles["ffhq"])]
     assert main([*args, "-o", str(clip)]) == 2
     assert "is an input" in capsys.readouterr().err and clip.read_bytes() == before
+
+
+def _avatar_clip(path, size=(96, 96), n=4):
+    import av
+
+    records = held_out_records(n, seed=5)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height = size
+        s.pix_fmt = "yuv420p"
+        for r in records:
+            rgb = np.asarray(Image.fromarray(render_record(r, max(size))).resize(size))
+            for p in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def test_an_avatar_model_edits_whole_video_frames(bundles, tmp_path, monkeypatch, capsys):
+    import av
+
+    import faceedit.faces.detect
+
+    def no_detection(self, image):
+        raise AssertionError("an avatar model must not detect faces")
+
+    monkeypatch.setattr(faceedit.faces.detect.FaceDetector, "detect", no_detection)
+    clip, out = tmp_path / "avatars.mp4", tmp_path / "out.mp4"
+    _avatar_clip(clip)
+    args = ["video", str(clip), "--attr", "Smiling=1", "--model", str(bundles["avatar"])]
+    assert main([*args, "--invert", "optimize", "--steps", "2", "-q", "-o", str(out)]) == 0
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        src = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+        dst = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    assert len(dst) == len(src) == 4 and dst[0].shape == src[0].shape
+    for x, y in zip(src, dst, strict=True):  # the model's frame everywhere, borders too
+        d = np.abs(x.astype(int) - y.astype(int)).mean(-1)
+        assert d[:8].mean() > 10 and d.mean() > 10
+    # frames that cannot be avatars are refused before any model runs
+    wide = tmp_path / "wide.mp4"
+    _avatar_clip(wide, size=(128, 96), n=2)
+    assert main([*args[:1], str(wide), *args[2:], "-o", str(tmp_path / "w.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "an avatar model takes square avatar frames" in err
+    assert not (tmp_path / "w.mp4").exists()
