@@ -242,7 +242,11 @@ class LatentPipeline(CropEditor):
             G = G or E.decoder
             E = E.encoder
         if G is None:
-            raise EditError("latent editing needs a generator: --model BUNDLE or --generator PATH")
+            raise EditError(
+                "latent editing needs a model: --model BUNDLE (e.g. the shipped avatar-latent "
+                "for avatars; `faceedit models` lists every model and `faceedit download NAME` "
+                "fetches an official one) or --generator PATH"
+            )
         C = _load_part("classifier", spec["classifier"], device) if spec.get("classifier") else None
         if spec.get("transformers") is None:
             raise EditError("latent editing needs transformers: a bundle or --transformers DIR")

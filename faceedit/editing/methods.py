@@ -56,7 +56,10 @@ def attgan_editor(
     if unknown:
         raise EditError(f"method attgan has no option {', '.join(unknown)}")
     if model is None:
-        raise EditError("method attgan needs --model (an AttGAN file, directory or bundle)")
+        raise EditError(
+            "method attgan needs --model: an AttGAN file, directory or bundle (e.g. the "
+            "shipped avatar-attgan for avatars; `faceedit models` lists every model)"
+        )
     path = resolve(model, "--model")
     spec = read_bundle(path)
     domain = spec.get("domain")

@@ -125,3 +125,13 @@ def test_linear_directions_edit_a_photo(bundle, photos, tmp_path):
     original = read_image(photos / "a.png")
     assert not np.array_equal(a, b)
     assert np.array_equal(a[:20], original[:20]) and np.array_equal(b[:20], original[:20])
+
+
+@pytest.mark.parametrize("method", ["latent", "attgan"])
+def test_no_model_names_the_commands_that_find_one(photos, tmp_path, capsys, method):
+    out = tmp_path / "out.png"
+    args = ["edit", str(photos / "a.png"), "--attr", "Smiling=1", "--method", method]
+    assert main([*args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "faceedit models" in err and "--model" in err
+    assert not out.exists()
