@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceedit.errors import FaceeditError
-from faceedit.registry import REGISTRY, cache_dir, local_path
+from faceedit.registry import cache_dir, entries, local_path
 from faceedit.shipped import shipped_models, shipped_path
 
 BUNDLE_FILE = "bundle.json"
@@ -84,7 +84,7 @@ def catalogue(cache: str | os.PathLike | None = None) -> dict[str, CatalogueEntr
         kind = "bundle" if (path / BUNDLE_FILE).is_file() else "model"
         out[name] = CatalogueEntry(name, "shipped", f"shipped {kind}", path)
     root = cache_dir(cache)
-    for entry in REGISTRY.values():
+    for entry in entries().values():
         here = local_path(entry, root)
         out.setdefault(
             entry.name,
@@ -102,7 +102,8 @@ def catalogue(cache: str | os.PathLike | None = None) -> dict[str, CatalogueEntr
 def known_names() -> str:
     """The names faceedit knows, for error messages."""
     shipped = ", ".join(shipped_models()) or "none"
-    return f"shipped: {shipped}; downloadable (faceedit models): {', '.join(sorted(REGISTRY))}"
+    downloadable = ", ".join(sorted(entries()))
+    return f"shipped: {shipped}; downloadable (faceedit models): {downloadable}"
 
 
 def resolve(
@@ -131,7 +132,7 @@ def resolve(
     shipped = shipped_path(text)
     if shipped is not None:
         return shipped
-    entry = REGISTRY.get(text)
+    entry = entries().get(text)
     if entry is not None:
         local = local_path(entry, cache_dir(cache))
         if local.exists():

@@ -12,6 +12,8 @@ licences are those the projects' READMEs state.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,14 +186,61 @@ _ENTRIES = [
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 
 
+#: a JSON file of entries that add to or override the built-in ones (mirrors, tests)
+REGISTRY_ENV = "FACEEDIT_REGISTRY"
+_FIELDS = {f.name for f in dataclasses.fields(ModelEntry)}
+
+
+def entries() -> dict[str, ModelEntry]:
+    """Every download entry: the built-in ones (:data:`REGISTRY`), with those of the JSON
+    file named by ``$FACEEDIT_REGISTRY`` added or overriding (read at each call).
+
+    The file holds a list of objects with :class:`ModelEntry`'s fields; an object whose
+    ``name`` is built in may give only the fields it changes (``url``, ``sha256``, ...),
+    a new one needs ``name``, ``filename``, ``url`` and ``loads_as``.
+
+    Raises:
+        DownloadError: the file cannot be read or an entry is malformed (one line naming
+            the file and the entry).
+    """
+    out = dict(REGISTRY)
+    path = os.environ.get(REGISTRY_ENV)
+    if not path:
+        return out
+    try:
+        items = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise DownloadError(f"${REGISTRY_ENV} {path}: not a readable JSON list ({e})") from None
+    if not isinstance(items, list):
+        raise DownloadError(f"${REGISTRY_ENV} {path}: expected a JSON list of entries")
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        unknown = set(item) - _FIELDS if isinstance(item, dict) else set()
+        if not isinstance(name, str) or unknown:
+            what = f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else "no name"
+            raise DownloadError(f"${REGISTRY_ENV} {path}: entry {i}: {what}")
+        try:
+            if name in out:
+                out[name] = dataclasses.replace(out[name], **item)
+            else:
+                item = {
+                    "source": "local registry",
+                    "licence": "unknown",
+                    "description": name,
+                } | item
+                out[name] = ModelEntry(**item)
+        except TypeError as e:
+            raise DownloadError(f"${REGISTRY_ENV} {path}: entry {name!r}: {e}") from None
+    return out
+
+
 def get_entry(name: str) -> ModelEntry:
     """The entry called ``name``; an unknown name lists the known ones."""
+    known = entries()
     try:
-        return REGISTRY[name]
+        return known[name]
     except KeyError:
-        raise DownloadError(
-            f"unknown model {name!r}; known: {', '.join(sorted(REGISTRY))}"
-        ) from None
+        raise DownloadError(f"unknown model {name!r}; known: {', '.join(sorted(known))}") from None
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:

@@ -43,21 +43,22 @@ def run_models(args: argparse.Namespace) -> int:
     if args.lineage:
         return _print_lineage(args.lineage)
     from faceedit.hub import catalogue
-    from faceedit.registry import REGISTRY, cache_dir, format_size
+    from faceedit.registry import cache_dir, entries, format_size
 
     # one catalogue: shipped models load by name with no download (faceedit.load,
     # --model NAME); the official releases once `faceedit download NAME` has fetched them
-    entries = catalogue(args.cache_dir)
-    shipped = [e for e in entries.values() if e.origin == "shipped"]
+    named = catalogue(args.cache_dir)
+    downloads = entries()
+    shipped = [e for e in named.values() if e.origin == "shipped"]
     print(f"shipped with faceedit ({len(shipped)}):")
     for e in shipped:
         print(f"  {e.name}  [{e.description.removeprefix('shipped ')}] {e.path}")
     print()
     print(f"cache: {cache_dir(args.cache_dir)}")
-    for e in entries.values():
+    for e in named.values():
         if e.origin == "shipped":
             continue
-        entry = REGISTRY[e.name]
+        entry = downloads[e.name]
         state = "downloaded" if e.path else ("manual download" if entry.kind == "manual" else "")
         print(f"\n{entry.name}  [{state or 'not downloaded'}]")
         print(f"  {entry.description}")

@@ -267,3 +267,65 @@ def test_complete_part_and_unsafe_zip(server, monkeypatch, tmp_path):
         download("latent-transformer-models", cache=tmp_path, progress=False)
     assert not (tmp_path.parent / "evil.pth").exists()
     assert not (tmp_path / "latent-transformer-models").exists()
+
+
+def test_a_registry_file_adds_and_overrides_entries(server, monkeypatch, tmp_path, capsys):
+    """$FACEEDIT_REGISTRY (mirrors, tests): an override changes a built-in entry's url and
+    checksum, a new entry downloads, resolves by name and is listed; a bad checksum in
+    the file is refused like any other."""
+    import json
+
+    import faceedit
+    from faceedit.hub import resolve
+
+    data = _classifier_file()
+    server.files["/mirror/c.pth"] = data
+    server.files["/own.pth"] = data
+    sha = hashlib.sha256(data).hexdigest()
+    table = tmp_path / "registry.json"
+    table.write_text(
+        json.dumps(
+            [
+                {"name": "latent-classifier", "url": server.url("/mirror/c.pth"), "sha256": sha},
+                {
+                    "name": "my-classifier",
+                    "filename": "mine.pth",
+                    "url": server.url("/own.pth"),
+                    "loads_as": "latent-transformer classifier",
+                    "sha256": sha,
+                    "size": len(data),
+                },
+            ]
+        )
+    )
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FACEEDIT_REGISTRY", str(table))
+    monkeypatch.setenv("FACEEDIT_CACHE", str(cache))
+    assert download("latent-classifier", progress=False).read_bytes() == data
+    assert server.requests[-1][0] == "/mirror/c.pth"
+    assert download("my-classifier", progress=False) == cache / "mine.pth"
+    assert isinstance(faceedit.load("my-classifier"), LatentClassifier)
+    assert resolve("my-classifier") == cache / "mine.pth"
+    assert main(["models"]) == 0
+    assert "my-classifier  [downloaded]" in capsys.readouterr().out
+    # a wrong checksum in the file: refused, nothing left complete
+    table.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "other",
+                    "filename": "o.pth",
+                    "url": server.url("/own.pth"),
+                    "loads_as": "x",
+                    "sha256": "0" * 64,
+                }
+            ]
+        )
+    )
+    with pytest.raises(DownloadError, match="SHA-256"):
+        download("other", progress=False)
+    assert not (cache / "o.pth").exists()
+    # a malformed file is one line naming it
+    table.write_text('[{"name": "x", "colour": "red"}]')
+    with pytest.raises(DownloadError, match="registry.json: entry 0: unknown field"):
+        download("x", progress=False)
