@@ -17,7 +17,6 @@ avatar towards the opposite of its own attribute in one batch.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,7 +174,3 @@ def per_crop(strength: Strength, n: int) -> np.ndarray:
     if values.size != n:
         raise EditError(f"{values.size} strengths for {n} crops")
     return values
-
-
-def is_number(strength: Strength) -> bool:
-    return isinstance(strength, (int, float)) and math.isfinite(strength)
