@@ -164,6 +164,8 @@ class Session:
     method: str
     model: str
     attributes: list[str] = field(default_factory=list)
+    crop: Any = None  # the aligned crop the model edits, uint8 [S, S, 3]
+    notes: list[str] = field(default_factory=list)  # warnings for the page (other domain)
 
 
 class Backend:
@@ -181,7 +183,7 @@ class Backend:
         self.max_upload_bytes = int(max_upload_mb * 1024**2)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-serve-"))
         self._editors: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        self._codes: OrderedDict[str, Any] = OrderedDict()  # inversion cache (latent)
+        self._codes: OrderedDict[str, Any] = OrderedDict()  # prepared photos (faces, codes)
         self._lock = threading.RLock()
 
     # models ----------------------------------------------------------------
@@ -230,25 +232,37 @@ class Backend:
             raise ImageError(str(e).replace("<uploaded bytes>", name, 1)) from None
 
     def prepare(self, path: str | os.PathLike | None, method: str, model: str | None) -> Session:
-        """Read, detect, align (and, for the latent method, invert) one photo."""
-        from faceedit.faces import align_face
+        """Read one photo, find and align its face (an avatar model takes the whole
+        avatar image) and invert it, once (:meth:`FaceEditor.prepare`)."""
+        import warnings
+
         from faceedit.faces.detect import NoFaceError
 
         rgb, name = self.read_upload(path)
         with self._lock:
             editor = self.editor(method, model)
-            try:
-                face = align_face(rgb, size=editor.crop_size)
-            except NoFaceError:
-                raise NoFaceError(f"{name}: no face found in this photo") from None
-            face.source = name
             digest = hashlib.sha1(rgb.tobytes()).hexdigest()[:16]
             key = f"{digest}:{method}:{self.model_path(method, model)}"
+            notes: list[str] = []
             if key not in self._codes:
-                self._codes[key] = editor.invert_crop(face.crop)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        self._codes[key] = editor.prepare(rgb)
+                    except NoFaceError:
+                        raise NoFaceError(f"{name}: no face found in this photo") from None
+                notes = [str(w.message).replace("<image>", name) for w in caught]
                 while len(self._codes) > 32:
                     self._codes.popitem(last=False)
-        return Session(key, name, str(path), rgb, face, method, model or BUNDLED, editor.attributes)
+            photo = self._codes[key]
+        face = photo.faces[0]
+        if face is not None:
+            face.source = name
+        session = Session(
+            key, name, str(path), rgb, face, method, model or BUNDLED, editor.attributes
+        )
+        session.crop, session.notes = photo.crops[0], notes
+        return session
 
     def edit(self, session: Session, strengths: dict[str, float]) -> np.ndarray:
         """The photo with the edits applied to its face, RGB ``uint8 [H, W, 3]``."""
@@ -258,11 +272,10 @@ class Backend:
         with self._lock:
             editor = self.editor(session.method, session.model)
             edits = editor.check_edits(edits)
-            code = self._codes.get(session.key)
-            if code is None:  # evicted: invert again
-                code = self._codes[session.key] = editor.invert_crop(session.face.crop)
-            crop = editor.edit_crop(session.face.crop, edits, code=code).edited_crop
-            return session.face.paste_back(crop, blend=editor.blend)
+            photo = self._codes.get(session.key)
+            if photo is None:  # evicted: prepare again
+                photo = self._codes[session.key] = editor.prepare(session.original)
+            return editor.render(photo, edits).image
 
     def edit_video(
         self, path: str | os.PathLike | None, method: str, model: str | None, edits: dict
@@ -358,17 +371,22 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
         except Exception as e:  # noqa: BLE001 - shown on the page, never as a traceback
             return [None, _fail(e), None, None, None, None, None] + [gr.update()] * MAX_SLIDERS
         face = session.face
-        status = (
-            f"{session.name}: face found (score {face.score:.2f}); "
-            f"{len(session.attributes)} attributes to edit."
-        )
+        if face is None:  # an avatar model: the whole image is the face
+            found = "the whole avatar image is edited"
+            boxed = session.original
+        else:
+            found = f"face found (score {face.score:.2f})"
+            boxed = draw_box(session.original, face.box, face.quad)
+        status = f"{session.name}: {found}; {len(session.attributes)} attributes to edit."
+        if session.notes:
+            status += " Warning: " + " ".join(session.notes)
         return [
             session,
             status,
             session.original,
             session.original,
-            draw_box(session.original, face.box, face.quad),
-            _enlarge(face.crop),
+            boxed,
+            _enlarge(session.crop),
             None,
         ] + _slider_updates(session.attributes)
 

@@ -108,3 +108,22 @@ def test_serve_refuses_bad_options():
 
     assert main(["serve", "--max-upload-mb", "0"]) == 2
     assert main(["serve", "--port", "70000"]) == 2
+
+
+def test_an_avatar_model_on_the_page_edits_the_whole_avatar(backend, tmp_path):
+    """The shipped avatar-attgan takes an uploaded avatar whole (no photo detection), and
+    says so; a photo it cannot use is one message."""
+    from faceedit.data.avatars import render_record
+    from faceedit.data.images import write_image
+    from faceedit.eval.avatars import held_out_records
+
+    avatar = tmp_path / "avatar.png"
+    write_image(avatar, render_record(held_out_records(1, seed=5)[0], 128))
+    session = backend.prepare(str(avatar), "attgan", "avatar-attgan")
+    assert session.face is None and session.crop.shape == (64, 64, 3)
+    assert session.notes == []
+    out = backend.edit(session, {"Eyeglasses": 1.0})
+    assert out.shape == session.original.shape
+    assert np.abs(out.astype(int) - session.original.astype(int)).mean() > 1
+    with pytest.raises(FaceeditError, match="an avatar model takes a square avatar image"):
+        backend.prepare(str(sample_photo()), "attgan", "avatar-attgan")
