@@ -158,6 +158,17 @@ def is_model_dir(path: Path) -> bool:
     return isinstance(header, dict) and "architecture" in header
 
 
+def model_metadata(source: str | os.PathLike) -> dict:
+    """The ``metadata`` a faceedit model directory records in its ``config.json`` (its
+    domain, role, data seed, lineage, ...); ``{}`` for anything else or nothing found."""
+    try:
+        header = json.loads((resolve(source) / MODEL_FILE).read_text("utf-8"))
+    except (OSError, ValueError, HubError):
+        return {}
+    meta = header.get("metadata") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def run_output(path: Path) -> Path:
     """A training run directory's final model (or its ``checkpoint.pt`` while it still
     trains); any other path unchanged."""
@@ -217,6 +228,7 @@ __all__ = [
     "catalogue",
     "is_bundle",
     "known_names",
+    "model_metadata",
     "read_bundle",
     "resolve",
     "run_output",

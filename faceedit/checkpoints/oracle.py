@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from faceedit.checkpoints import load
-from faceedit.errors import CheckpointError, FaceeditError
+from faceedit.errors import CheckpointError
+from faceedit.hub import model_metadata
 from faceedit.nets.oracle import AvatarOracle
 
 
@@ -24,17 +25,5 @@ def load_avatar_oracle(path: str | os.PathLike) -> AvatarOracle:
             "('faceedit train oracle', or the shipped avatar-oracle)"
         )
     # reports name the judge and say what it is for (its metadata's role)
-    model.metadata = {**_metadata(path), "name": str(path)}
+    model.metadata = {**model_metadata(path), "name": str(path)}
     return model
-
-
-def _metadata(path: str | os.PathLike) -> dict:
-    import json
-
-    from faceedit.hub import resolve
-
-    try:
-        header = json.loads((resolve(path) / "config.json").read_text())
-    except (OSError, ValueError, FaceeditError):
-        return {}
-    return header.get("metadata") or {} if isinstance(header, dict) else {}

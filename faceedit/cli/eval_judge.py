@@ -35,16 +35,10 @@ def register(commands: Commands) -> None:
 
 def _data_seed(name: str) -> int | None:
     """The seed of the avatars a judge was trained on, from its metadata (None: unknown)."""
-    import json
+    from faceedit.hub import model_metadata
 
-    from faceedit.errors import FaceeditError
-    from faceedit.hub import resolve
-
-    try:
-        header = json.loads((resolve(name) / "config.json").read_text("utf-8"))
-        return int(header["metadata"]["data_seed"])
-    except (OSError, ValueError, KeyError, TypeError, FaceeditError):
-        return None
+    seed = model_metadata(name).get("data_seed")
+    return int(seed) if isinstance(seed, int) else None
 
 
 def run(args: argparse.Namespace) -> int:

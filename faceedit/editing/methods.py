@@ -77,15 +77,9 @@ def attgan_editor(
 
 def model_domain(path: str | os.PathLike) -> str:
     """The domain a faceedit model directory records (``metadata.domain``), else ``ffhq``."""
-    import json
-    from pathlib import Path
+    from faceedit.hub import model_metadata
 
-    config = Path(path) / "config.json"
-    try:
-        meta = json.loads(config.read_text()).get("metadata") or {}
-    except (OSError, ValueError):
-        return "ffhq"
-    return str(meta.get("domain", "ffhq"))
+    return str(model_metadata(path).get("domain", "ffhq"))
 
 
 #: method name -> how to build its crop editor
