@@ -88,6 +88,15 @@ def register(commands: Commands) -> None:
         "heavy-strict: more ghosts and local noise, milder colour jitter",
     )
     t.add_argument(
+        "--hard-negatives",
+        default="0",
+        metavar="P",
+        help="replace this fraction of training images by partial edits of themselves "
+        "(up to 30%% blended towards a counterfactual, or noise over its region) with their "
+        "own labels (faceedit.data.partial_edits), so a judge does not count a half-drawn "
+        "change; default 0",
+    )
+    t.add_argument(
         "--role",
         choices=["oracle", "judge"],
         default="oracle",
@@ -166,6 +175,7 @@ def run_train_oracle(args: argparse.Namespace) -> int:
         "device": str(resolve_device(args.device)),
         "threads": None if args.threads is None else parse_int(args.threads, "--threads", 1),
         "augment": args.augment,
+        "hard_negatives": parse_float(args.hard_negatives, "--hard-negatives", allow_zero=True),
         "role": args.role,
         "init": args.init,
     }

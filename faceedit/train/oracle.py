@@ -75,6 +75,11 @@ class OracleTrainConfig:
     # start from this oracle's weights (same architecture): a long run done in chunks,
     # each a run of its own with its own schedule, continuing where the last one ended
     init: str | None = None
+    # the fraction of training images replaced by partial edits of themselves (a faint
+    # blend towards, or noise over, a counterfactual; faceedit.data.partial_edits) with
+    # their own labels: an evaluation judge must not read a half-drawn change as done
+    hard_negatives: float = 0.0
+    hard_negative_alpha: float = 0.3
 
     def __post_init__(self) -> None:
         from faceedit.data.augment import AUGMENT_NAMES
@@ -86,6 +91,13 @@ class OracleTrainConfig:
         if self.augment not in AUGMENT_NAMES:
             raise FaceeditError(
                 f"augment {self.augment!r}: expected one of {', '.join(AUGMENT_NAMES)}"
+            )
+        if not 0 <= self.hard_negatives <= 1:
+            raise FaceeditError(f"hard_negatives must be in [0, 1], got {self.hard_negatives}")
+        if not 0.05 < self.hard_negative_alpha < 0.5:
+            raise FaceeditError(
+                f"hard_negative_alpha must be in (0.05, 0.5): a blend past half-way is an "
+                f"edit, not a negative; got {self.hard_negative_alpha}"
             )
         if self.role not in ROLES:
             raise FaceeditError(f"role {self.role!r}: expected one of {', '.join(ROLES)}")
@@ -106,6 +118,7 @@ class OracleTrainResult:
 
 
 AUGMENT_SEED_OFFSET = 7919  # the augmentation generator's seed is the run's seed plus this
+NEGATIVES_SEED_OFFSET = 104729  # ... and the partial edits' generator's
 
 
 def _dataset_seed(data_dir: str | os.PathLike) -> int | None:
@@ -257,6 +270,14 @@ def train_oracle(
             f"{data_dir}: images are {train.images.shape[1]} px, the oracle expects "
             f"{model_config.img_size} px"
         )
+    truths = None
+    if config.hard_negatives > 0:
+        from faceedit.data.avatars import read_params
+        from faceedit.data.partial_edits import counterfactuals_for
+
+        size = int(train.images.shape[1])
+        params = read_params(data_dir)
+        truths = counterfactuals_for(params, train.files, size, config.seed, progress=progress)
     device = torch.device(config.device)
     n = len(train.images)
     steps = max(1, math.ceil(config.epochs * n / config.batch_size))
@@ -274,6 +295,7 @@ def train_oracle(
         augment = batch_augmenter(config.augment)
         # a stream of its own, so augmenting never changes the order of the batches
         aug_gen = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
+        neg_gen = torch.Generator().manual_seed(config.seed + NEGATIVES_SEED_OFFSET)
         order = torch.randperm(n, generator=gen)
         pos, step = 0, 0
         if plan.checkpoint is not None:
@@ -316,10 +338,18 @@ def train_oracle(
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos : pos + config.batch_size].numpy()
             pos += config.batch_size
+            images = train.images[idx]
+            if truths is not None:
+                from faceedit.data.partial_edits import partial_edits
+
+                images = partial_edits(
+                    images, truths[idx], neg_gen, config.hard_negatives,
+                    config.hard_negative_alpha,
+                )  # fmt: skip
             if augment is None:
-                x = images_to_tensor(train.images[idx], device)
+                x = images_to_tensor(images, device)
             else:
-                x = augment(train.images[idx], aug_gen).to(device)
+                x = augment(images, aug_gen).to(device)
             attrs = torch.from_numpy(train.attrs[idx]).to(device)
             params = torch.from_numpy(train.params[idx]).to(device)
             loss = oracle_loss(model(x), attrs, params, model_config.param_names)
