@@ -148,7 +148,7 @@ def resolve(
         if local is not None:
             return run_output(local)
         how = (
-            f"download the folder {entry.filename} from {entry.url}, then run "
+            f"download the folder {entry.filename} by hand from {entry.url}, then run "
             f"`faceedit download {text} --from FOLDER`"
             if entry.kind == "manual"
             else f"`faceedit download {text}`"

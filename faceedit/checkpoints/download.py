@@ -96,8 +96,8 @@ def download(
 def manual_instructions(entry: ModelEntry) -> str:
     """One line telling how to take in an entry that has no direct link."""
     return (
-        f"{entry.name}: no direct download link; download the folder {entry.filename} from "
-        f"{entry.url}, then run: faceedit download {entry.name} --from FOLDER"
+        f"{entry.name}: no direct download link; download the folder {entry.filename} by hand "
+        f"from {entry.url}, then run: faceedit download {entry.name} --from FOLDER"
     )
 
 
@@ -123,11 +123,21 @@ def _download_bundle(
         if inner is None or inner.kind == "bundle":
             what = "unknown" if inner is None else "itself a bundle"
             raise DownloadError(f"{entry.name}: its part {role} = {part!r} is {what}")
-    paths = {
-        role: download(part, root, progress=progress, timeout=timeout, validate=validate)
-        for role, part in entry.parts
-    }
+    paths = {}
+    for i, (role, part) in enumerate(entry.parts, 1):
+        _say(progress, f"{entry.name}: part {i}/{len(entry.parts)}, {part}")
+        paths[role] = download(part, root, progress=progress, timeout=timeout, validate=validate)
+    if validate:
+        _say(progress, f"{entry.name}: assembling the bundle and loading it once to check it")
     return assemble_bundle(entry, paths, root, validate=validate)
+
+
+def _say(progress: bool, line: str) -> None:
+    """A progress line on stderr (beside the progress bars; none when quiet)."""
+    if progress:
+        import sys
+
+        print(line, file=sys.stderr, flush=True)
 
 
 def assemble_bundle(

@@ -17,8 +17,16 @@ from faceedit.cli.common import Commands, add_quiet
 def register(commands: Commands) -> None:
     p = commands.add(
         "models",
-        "list the models shipped with faceedit and the known official checkpoints and data",
+        "list the models shipped with faceedit and the known official checkpoints, "
+        "bundles and data, with what is downloaded",
         run_models,
+        description=(
+            "List every model faceedit knows by name: the shipped ones, then the official "
+            "releases with their state in the cache, URL, licence and loader. The bundles "
+            "lt-ffhq-e4e and lt-ffhq-psp name their parts: `faceedit download lt-ffhq-e4e` "
+            "fetches the missing ones and assembles the bundle that `faceedit edit` uses "
+            "without --model."
+        ),
     )
     p.add_argument(
         "--cache-dir", default=None, help="cache (default $FACEEDIT_CACHE or ~/.cache/faceedit)"

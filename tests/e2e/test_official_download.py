@@ -282,3 +282,16 @@ def test_the_attgan_release_folder_in_one_command(tmp_path, monkeypatch, capsys)
     # the release folder itself, for the 384 px entry's name: refused (another release)
     assert main(["download", "attgan-384-hq", "--from", str(release)]) == 2
     assert "holds a 128 px AttGAN" in _one_line(capsys.readouterr().err)
+
+
+def test_video_without_model_names_the_download_command(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("av")
+    from tests.helpers.tiny_edit import make_video
+
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "cache"))
+    make_video(tmp_path / "in.mp4", n_frames=2, audio=None)
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(tmp_path / "in.mp4"), "--attr", "Smiling=1", "-o", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "faceedit download lt-ffhq-e4e" in err and "faceedit models" in err
+    assert not out.exists()
