@@ -233,7 +233,7 @@ _ENTRIES += [
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 
 #: the official bundles ``faceedit edit`` uses without ``--model``, in order of preference
-#: (e4e's codes stay closer to the generator's space, so they edit more reliably)
+#: (e4e was designed for editing: its codes stay close to the generator's W space)
 DEFAULT_BUNDLES = ("lt-ffhq-e4e", "lt-ffhq-psp")
 
 
@@ -270,10 +270,9 @@ def entries() -> dict[str, ModelEntry]:
         if not isinstance(name, str) or unknown:
             what = f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else "no name"
             raise DownloadError(f"${REGISTRY_ENV} {path}: entry {i}: {what}")
-        if isinstance(item.get("parts"), dict | list):  # JSON: {role: name} or [[role, name]]
-            pairs = item["parts"].items() if isinstance(item["parts"], dict) else item["parts"]
-            item = item | {"parts": tuple((str(r), str(n)) for r, n in pairs)}
         try:
+            if "parts" in item:  # JSON: {role: name} or [[role, name], ...]
+                item = item | {"parts": _parts_from_json(item["parts"])}
             if name in out:
                 out[name] = dataclasses.replace(out[name], **item)
             else:
@@ -286,6 +285,16 @@ def entries() -> dict[str, ModelEntry]:
         except TypeError as e:
             raise DownloadError(f"${REGISTRY_ENV} {path}: entry {name!r}: {e}") from None
     return out
+
+
+def _parts_from_json(parts: object) -> tuple[tuple[str, str], ...]:
+    pairs = list(parts.items()) if isinstance(parts, dict) else parts
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        for p in pairs
+    ):
+        raise TypeError('\'parts\' must map roles to entry names: {"encoder": "NAME", ...}')
+    return tuple((role, name) for role, name in pairs)
 
 
 def get_entry(name: str) -> ModelEntry:

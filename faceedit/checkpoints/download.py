@@ -424,7 +424,7 @@ def install_folder(
     except FaceeditError as e:
         raise DownloadError(f"{name}: {e}; expected {folder}/checkpoint/weights.N.pth") from None
     _make_cache(name, root)
-    tmp = final
+    tmp: Path | None = None
     try:
         with atomic_dir(final) as tmp:
             shutil.copy2(folder / SETTING_NAME, tmp / SETTING_NAME)
@@ -432,8 +432,10 @@ def install_folder(
             for p in weights:
                 shutil.copy2(p, tmp / "checkpoint" / p.name)
             model = load_trained(tmp)
-            _check_resolution(entry, model, folder)
+            _check_resolution(entry, model)
     except FaceeditError as e:
+        if tmp is None:  # the cache place itself cannot be written
+            raise DownloadError(f"{name}: {e}") from None
         message = str(e).replace(str(tmp), str(folder))  # name the user's folder, not ours
         raise DownloadError(
             f"{name}: {folder} does not load as {entry.loads_as} ({message})"
@@ -458,7 +460,7 @@ def _release_folder(entry: ModelEntry, source: Path) -> Path:
     )
 
 
-def _check_resolution(entry: ModelEntry, model: object, folder: Path) -> None:
+def _check_resolution(entry: ModelEntry, model: object) -> None:
     """A folder of the other AttGAN release (128 px for the 384 px entry) is refused."""
     from faceedit.configs import preset
     from faceedit.hub import PRESET_OF

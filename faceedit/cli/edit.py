@@ -37,8 +37,8 @@ def register(commands: Commands) -> None:
             "StyleGAN2's W+ (latent) or encode (AttGAN), edit, paste back. "
             "Example: faceedit edit photo.jpg --attr Smiling=1 --attr Eyeglasses=0.5 "
             "--model BUNDLE_DIR -o out.png; without --model the official bundle fetched "
-            "by `faceedit download lt-ffhq-e4e` is used. An input ending in .npy holds W+ codes: they "
-            "are edited by --transformers and written as codes (-o out.npy) or rendered by "
+            "by `faceedit download lt-ffhq-e4e` is used. An input ending in .npy holds W+ "
+            "codes: they are edited by --transformers and written as codes (-o out.npy) or rendered by "
             "--generator as a strip over strengths (-o strip.png). With --method attgan "
             "--mode grid|slide|style, aligned crops become one labelled grid."
         ),

@@ -373,3 +373,13 @@ def test_from_is_only_for_manual_entries(tmp_path):
 
     with pytest.raises(DownloadError, match="--from takes in folders of manual entries"):
         install_folder("latent-classifier", tmp_path, cache=tmp_path / "cache")
+
+
+def test_malformed_bundle_parts_in_a_registry_file_are_one_line(monkeypatch, tmp_path):
+    import json
+
+    table = tmp_path / "registry.json"
+    table.write_text(json.dumps([{"name": "lt-ffhq-e4e", "parts": [["encoder"]]}]))
+    monkeypatch.setenv("FACEEDIT_REGISTRY", str(table))
+    with pytest.raises(DownloadError, match=r"registry.json: entry 'lt-ffhq-e4e': 'parts' must"):
+        registry.entries()
