@@ -58,12 +58,15 @@ def download(
     progress: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     validate: bool = True,
+    check_bundle: Callable[[Path], object] | None = None,
 ) -> Path:
     """Download, verify and validate a registry entry; returns its local path.
 
     An entry already in the cache is returned at once. Interrupted downloads resume
     from ``<cache>/<NAME>.part``. A bundle downloads its missing parts, then is
-    assembled (:func:`assemble_bundle`).
+    assembled (:func:`assemble_bundle`) and checked with ``check_bundle`` (its
+    temporary directory -> raises :class:`~faceedit.errors.FaceeditError`): ``faceedit
+    download`` passes ``LatentPipeline.from_pretrained``, which lives above this layer.
 
     Raises:
         DownloadError: unknown name, manual entry, unreachable host, HTTP error,
@@ -75,7 +78,7 @@ def download(
         raise DownloadError(manual_instructions(entry))
     root = cache_dir(cache)
     if entry.kind == "bundle":
-        return _download_bundle(entry, root, progress, timeout, validate)
+        return _download_bundle(entry, root, progress, timeout, validate, check_bundle)
     final = local_path(entry, root)
     if final.exists():
         return final
@@ -109,7 +112,12 @@ def _make_cache(name: str, root: Path) -> None:
 
 
 def _download_bundle(
-    entry: ModelEntry, root: Path, progress: bool, timeout: float, validate: bool
+    entry: ModelEntry,
+    root: Path,
+    progress: bool,
+    timeout: float,
+    validate: bool,
+    check: Callable[[Path], object] | None,
 ) -> Path:
     """Every missing part, then the bundle directory; an assembled one is returned at once."""
     done = installed_path(entry, root)
@@ -127,9 +135,9 @@ def _download_bundle(
     for i, (role, part) in enumerate(entry.parts, 1):
         _say(progress, f"{entry.name}: part {i}/{len(entry.parts)}, {part}")
         paths[role] = download(part, root, progress=progress, timeout=timeout, validate=validate)
-    if validate:
+    if validate and check is not None:
         _say(progress, f"{entry.name}: assembling the bundle and loading it once to check it")
-    return assemble_bundle(entry, paths, root, validate=validate)
+    return assemble_bundle(entry, paths, root, check=check if validate else None)
 
 
 def _say(progress: bool, line: str) -> None:
@@ -144,16 +152,17 @@ def assemble_bundle(
     entry: ModelEntry,
     parts: dict[str, Path],
     cache: str | os.PathLike | None = None,
-    validate: bool = True,
+    check: Callable[[Path], object] | None = None,
 ) -> Path:
     """Write ``<cache>/<NAME>/bundle.json`` over the downloaded ``parts`` (role -> path).
 
     Paths are stored relative to the bundle directory (``../e4e_ffhq_encode.pt``), so
     the cache folder can be moved. A zip release of transformers is named by the folder
     inside it that holds the ``tnet_*`` files. The bundle is written in a temporary
-    folder beside its place, loaded (``validate``) and only then renamed into place, so
-    a bundle directory in the cache always loads; an older one (a part had been
-    deleted) is replaced.
+    folder beside its place, read back (:func:`faceedit.hub.read_bundle`: every part
+    found), loaded by ``check`` when given and only then renamed into place, so a
+    bundle directory in the cache always loads; an older one (a part had been deleted)
+    is replaced.
 
     Raises:
         DownloadError: no transformers inside the transformers part, or the assembled
@@ -163,6 +172,7 @@ def assemble_bundle(
 
     from faceedit.errors import FaceeditError
     from faceedit.fileio import atomic_dir
+    from faceedit.hub import read_bundle
 
     root = cache_dir(cache)
     final = local_path(entry, root)
@@ -177,10 +187,12 @@ def assemble_bundle(
     try:
         with atomic_dir(final) as tmp:
             (tmp / "bundle.json").write_text(json.dumps(spec, indent=2) + "\n", "utf-8")
-            if validate:
-                from faceedit.editing.latent_pipeline import LatentPipeline
-
-                LatentPipeline.from_pretrained(tmp)
+            read = read_bundle(tmp)
+            for role in parts:
+                if not Path(read[role]).exists():
+                    raise FaceeditError(f"its {role} {read[role]} is not there")
+            if check is not None:
+                check(tmp)
     except FaceeditError as e:
         raise DownloadError(f"{entry.name}: the assembled bundle does not load ({e})") from None
     return final
@@ -461,13 +473,13 @@ def _release_folder(entry: ModelEntry, source: Path) -> Path:
 
 
 def _check_resolution(entry: ModelEntry, model: object) -> None:
-    """A folder of the other AttGAN release (128 px for the 384 px entry) is refused."""
-    from faceedit.configs import preset
-    from faceedit.hub import PRESET_OF
-
-    if entry.name not in PRESET_OF:
-        return  # an entry added by $FACEEDIT_REGISTRY: nothing to compare with
-    want = preset(PRESET_OF[entry.name]).G.img_size
+    """A folder of the other AttGAN release (128 px for the 384 px entry) is refused. The
+    release names its experiment folders after their settings, size first
+    (``384_shortcut1_inject1_none_hq``)."""
+    m = re.match(r"(\d+)_", entry.filename)
+    if m is None:
+        return  # an entry added by $FACEEDIT_REGISTRY under another name: nothing to compare
+    want = int(m.group(1))
     config = model.config  # an AttGAN's, or a generator-only release's
     got = getattr(config, "G", config).img_size
     if got != want:

@@ -125,6 +125,13 @@ def _print_lineage(model: str) -> int:
     return 0
 
 
+def _load_bundle(path) -> object:
+    """An assembled official bundle must load as the pipeline ``faceedit edit`` builds."""
+    from faceedit.editing.latent_pipeline import LatentPipeline
+
+    return LatentPipeline.from_pretrained(path)
+
+
 def run_download(args: argparse.Namespace) -> int:
     from faceedit.checkpoints.download import download, install_folder
 
@@ -137,6 +144,7 @@ def run_download(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             timeout=args.timeout,
             validate=not args.no_validate,
+            check_bundle=_load_bundle,
         )
     print(f"{args.name}: {path}")
     return 0

@@ -353,16 +353,18 @@ def test_a_registry_file_can_add_a_bundle_of_parts(server, monkeypatch, tmp_path
     monkeypatch.setenv("FACEEDIT_CACHE", str(cache))
     entry = registry.entries()["only-classifier"]
     assert entry.parts == (("classifier", "latent-classifier"),)
+    from faceedit.editing.latent_pipeline import LatentPipeline
+
     with pytest.raises(DownloadError, match="only-classifier: the assembled bundle does not load"):
-        download("only-classifier", progress=False)
+        download("only-classifier", progress=False, check_bundle=LatentPipeline.from_pretrained)
     # the part is downloaded and kept; the bundle is not left half-made
     assert sorted(p.name for p in cache.iterdir()) == ["latent_classifier_epoch_20.pth"]
     n = len(server.requests)
     with pytest.raises(DownloadError, match="'no-such-entry' is unknown"):
         download("bad-parts", progress=False)
     assert len(server.requests) == n
-    # without validation the bundle is written, naming its part relative to itself
-    path = download("only-classifier", progress=False, validate=False)
+    # without the loading check the bundle is written, naming its part relative to itself
+    path = download("only-classifier", progress=False)
     spec = json.loads((path / "bundle.json").read_text())
     assert spec["classifier"] == "../latent_classifier_epoch_20.pth"
     assert spec["domain"] == "ffhq" and spec["parts"] == {"classifier": "latent-classifier"}
