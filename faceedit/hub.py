@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceedit.errors import FaceeditError
-from faceedit.registry import cache_dir, entries, local_path
+from faceedit.registry import DEFAULT_BUNDLES, cache_dir, entries, installed_path
 from faceedit.shipped import shipped_models, shipped_path
 
 BUNDLE_FILE = "bundle.json"
@@ -85,18 +85,28 @@ def catalogue(cache: str | os.PathLike | None = None) -> dict[str, CatalogueEntr
         out[name] = CatalogueEntry(name, "shipped", f"shipped {kind}", path)
     root = cache_dir(cache)
     for entry in entries().values():
-        here = local_path(entry, root)
         out.setdefault(
             entry.name,
             CatalogueEntry(
                 entry.name,
                 "download",
                 entry.description,
-                here if here.exists() else None,
+                installed_path(entry, root),
                 PRESET_OF.get(entry.name),
             ),
         )
     return out
+
+
+def default_model(cache: str | os.PathLike | None = None) -> str | None:
+    """The official bundle to edit photos with when no model is named: the first of
+    :data:`faceedit.registry.DEFAULT_BUNDLES` (e4e, then pSp) that is downloaded and
+    assembled, else ``None``."""
+    named = catalogue(cache)
+    for name in DEFAULT_BUNDLES:
+        if name in named and named[name].path is not None:
+            return name
+    return None
 
 
 def known_names() -> str:
@@ -134,13 +144,14 @@ def resolve(
         return shipped
     entry = entries().get(text)
     if entry is not None:
-        local = local_path(entry, cache_dir(cache))
-        if local.exists():
+        local = installed_path(entry, cache_dir(cache))
+        if local is not None:
             return run_output(local)
         how = (
-            f"fetch {entry.filename} by hand from {entry.url}"
+            f"download the folder {entry.filename} by hand from {entry.url}, then run "
+            f"`faceedit download {text} --from FOLDER`"
             if entry.kind == "manual"
-            else f"faceedit download {text}"
+            else f"`faceedit download {text}`"
         )
         raise HubError(f"{what} {text!r} is a known model but not on this machine: {how}")
     raise HubError(
@@ -226,6 +237,7 @@ __all__ = [
     "HubError",
     "cache_dir",
     "catalogue",
+    "default_model",
     "is_bundle",
     "known_names",
     "model_metadata",

@@ -44,7 +44,15 @@ class ModelEntry:
         sha256: hex digest, ``None`` when unknown.
         kind: ``"model"`` (validated with ``faceedit.load``), ``"zip"`` (unpacked into
             ``<cache>/<NAME>/``, every checkpoint inside validated), ``"npy"`` (a NumPy
-            array, header checked) or ``"manual"`` (no direct link: shared folders).
+            array, header checked), ``"manual"`` (no direct link: a shared folder the
+            user downloads and takes in with ``faceedit download NAME --from FOLDER``) or
+            ``"bundle"`` (a composite: its ``parts`` are downloaded and assembled into
+            ``<cache>/<NAME>/bundle.json``; ``url`` and ``filename`` are unused).
+        parts: for a ``"bundle"``: ``(role, entry name)`` pairs, the role being a
+            ``bundle.json`` key (``encoder``, ``generator``, ``transformers``,
+            ``classifier``).
+        domain: for a ``"bundle"``: the images its models take (``"ffhq"``: aligned
+            photo crops), recorded in its ``bundle.json``.
     """
 
     name: str
@@ -57,6 +65,13 @@ class ModelEntry:
     size: int | None = None
     sha256: str | None = None
     kind: str = "model"
+    parts: tuple[tuple[str, str], ...] = ()
+    domain: str | None = None
+
+    @property
+    def part_names(self) -> list[str]:
+        """The registry names of a bundle's parts (empty for a single file)."""
+        return [name for _, name in self.parts]
 
 
 def _gdrive(file_id: str) -> str:
@@ -183,7 +198,43 @@ _ENTRIES = [
     ),
 ]
 
+_LATENT_TRANSFORMER_LICENCE = "InterDigital licence (research use)"
+
+
+def _official_bundle(name: str, encoder: str, which: str) -> ModelEntry:
+    return ModelEntry(
+        name=name,
+        filename=name,
+        url="",
+        source=f"faceedit bundle of {encoder}, latent-transformer-models, latent-classifier",
+        licence=f"the parts': {encoder} MIT{_ON_NVIDIA}; the transformers and classifier: "
+        + _LATENT_TRANSFORMER_LICENCE,
+        loads_as="faceedit latent bundle (bundle.json)",
+        description=(
+            f"the official latent editing of FFHQ photos in one download: the {which} "
+            "encoder with its FFHQ StyleGAN2 decoder, the released latent transformers "
+            "and latent classifier"
+        ),
+        kind="bundle",
+        parts=(
+            ("encoder", encoder),
+            ("transformers", "latent-transformer-models"),
+            ("classifier", "latent-classifier"),
+        ),
+        domain="ffhq",
+    )
+
+
+_ENTRIES += [
+    _official_bundle("lt-ffhq-e4e", "e4e-ffhq-encode", "e4e"),
+    _official_bundle("lt-ffhq-psp", "psp-ffhq-encode", "pSp"),
+]
+
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+#: the official bundles ``faceedit edit`` uses without ``--model``, in order of preference
+#: (e4e was designed for editing: its codes stay close to the generator's W space)
+DEFAULT_BUNDLES = ("lt-ffhq-e4e", "lt-ffhq-psp")
 
 
 #: a JSON file of entries that add to or override the built-in ones (mirrors, tests)
@@ -220,6 +271,8 @@ def entries() -> dict[str, ModelEntry]:
             what = f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else "no name"
             raise DownloadError(f"${REGISTRY_ENV} {path}: entry {i}: {what}")
         try:
+            if "parts" in item:  # JSON: {role: name} or [[role, name], ...]
+                item = item | {"parts": _parts_from_json(item["parts"])}
             if name in out:
                 out[name] = dataclasses.replace(out[name], **item)
             else:
@@ -232,6 +285,16 @@ def entries() -> dict[str, ModelEntry]:
         except TypeError as e:
             raise DownloadError(f"${REGISTRY_ENV} {path}: entry {name!r}: {e}") from None
     return out
+
+
+def _parts_from_json(parts: object) -> tuple[tuple[str, str], ...]:
+    pairs = list(parts.items()) if isinstance(parts, dict) else parts
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        for p in pairs
+    ):
+        raise TypeError('\'parts\' must map roles to entry names: {"encoder": "NAME", ...}')
+    return tuple((role, name) for role, name in pairs)
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -255,9 +318,27 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def local_path(entry: ModelEntry, cache: str | os.PathLike | None = None) -> Path:
-    """Where the entry lives once downloaded (the unpacked folder for zip releases)."""
+    """Where the entry lives once downloaded (the unpacked folder for zip releases, the
+    bundle directory for bundles)."""
     root = cache_dir(cache)
-    return root / entry.name if entry.kind == "zip" else root / entry.filename
+    return root / entry.name if entry.kind in ("zip", "bundle") else root / entry.filename
+
+
+def installed_path(entry: ModelEntry, cache: str | os.PathLike | None = None) -> Path | None:
+    """The entry's local path when it is complete on this machine, else ``None``: a
+    bundle counts once its ``bundle.json`` is written and every part is still there."""
+    root = cache_dir(cache)
+    here = local_path(entry, root)
+    if entry.kind != "bundle":
+        return here if here.exists() else None
+    if not (here / "bundle.json").is_file():
+        return None
+    known = entries()
+    for part in entry.part_names:
+        inner = known.get(part)
+        if inner is None or inner.kind == "bundle" or installed_path(inner, root) is None:
+            return None
+    return here
 
 
 def format_size(n: int | None) -> str:

@@ -10,7 +10,14 @@ with the standard library only:
   (``.zip`` releases are unpacked first) before it is renamed to its final name, so a
   complete-looking file in the cache is always a good one;
 - a machine without internet fails within ``timeout`` seconds with one line that names
-  the URL and where to put a copy fetched by hand.
+  the URL and where to put a copy fetched by hand;
+- a ``bundle`` entry (``lt-ffhq-e4e``...) downloads each missing part that way, then
+  writes ``<cache>/<NAME>/bundle.json`` naming the parts by paths relative to it (so
+  the cache folder can move) and loads it as a
+  :class:`~faceedit.editing.latent_pipeline.LatentPipeline` before it appears;
+- a ``manual`` entry (a shared folder without a direct link, the AttGAN release) is
+  taken in from the folder the user downloaded (:func:`install_folder`): checked,
+  copied and loaded before it appears in the cache under its registry filename.
 
 It lives beside the format readers because validating a file means loading it.
 """
@@ -31,7 +38,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faceedit.errors import FaceeditError
-from faceedit.registry import DownloadError, ModelEntry, cache_dir, get_entry, local_path
+from faceedit.registry import (
+    DownloadError,
+    ModelEntry,
+    cache_dir,
+    entries,
+    get_entry,
+    installed_path,
+    local_path,
+)
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 10.0
@@ -43,11 +58,15 @@ def download(
     progress: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     validate: bool = True,
+    check_bundle: Callable[[Path], object] | None = None,
 ) -> Path:
     """Download, verify and validate a registry entry; returns its local path.
 
     An entry already in the cache is returned at once. Interrupted downloads resume
-    from ``<cache>/<NAME>.part``.
+    from ``<cache>/<NAME>.part``. A bundle downloads its missing parts, then is
+    assembled (:func:`assemble_bundle`) and checked with ``check_bundle`` (its
+    temporary directory -> raises :class:`~faceedit.errors.FaceeditError`): ``faceedit
+    download`` passes ``LatentPipeline.from_pretrained``, which lives above this layer.
 
     Raises:
         DownloadError: unknown name, manual entry, unreachable host, HTTP error,
@@ -56,18 +75,14 @@ def download(
     """
     entry = get_entry(name)
     if entry.kind == "manual":
-        raise DownloadError(
-            f"{name}: no direct download link; fetch the folder {entry.filename} by hand "
-            f"from {entry.url} and load it with faceedit.load(<folder>/checkpoint/weights.N.pth)"
-        )
+        raise DownloadError(manual_instructions(entry))
     root = cache_dir(cache)
+    if entry.kind == "bundle":
+        return _download_bundle(entry, root, progress, timeout, validate, check_bundle)
     final = local_path(entry, root)
     if final.exists():
         return final
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DownloadError(f"{name}: cannot create the cache directory {root} ({e})") from None
+    _make_cache(name, root)
     part = root / f"{entry.name}.part"
     _fetch(entry, part, final, progress, timeout)
     _verify(entry, part)
@@ -79,6 +94,120 @@ def download(
         _validate_file(entry, part)
     os.replace(part, final)
     return final
+
+
+def manual_instructions(entry: ModelEntry) -> str:
+    """One line telling how to take in an entry that has no direct link."""
+    return (
+        f"{entry.name}: no direct download link; download the folder {entry.filename} by hand "
+        f"from {entry.url}, then run: faceedit download {entry.name} --from FOLDER"
+    )
+
+
+def _make_cache(name: str, root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"{name}: cannot create the cache directory {root} ({e})") from None
+
+
+def _download_bundle(
+    entry: ModelEntry,
+    root: Path,
+    progress: bool,
+    timeout: float,
+    validate: bool,
+    check: Callable[[Path], object] | None,
+) -> Path:
+    """Every missing part, then the bundle directory; an assembled one is returned at once."""
+    done = installed_path(entry, root)
+    if done is not None:
+        return done
+    known = entries()
+    if not entry.parts:
+        raise DownloadError(f"{entry.name}: a bundle entry that names no parts")
+    for role, part in entry.parts:
+        inner = known.get(part)
+        if inner is None or inner.kind == "bundle":
+            what = "unknown" if inner is None else "itself a bundle"
+            raise DownloadError(f"{entry.name}: its part {role} = {part!r} is {what}")
+    paths = {}
+    for i, (role, part) in enumerate(entry.parts, 1):
+        _say(progress, f"{entry.name}: part {i}/{len(entry.parts)}, {part}")
+        paths[role] = download(part, root, progress=progress, timeout=timeout, validate=validate)
+    if validate and check is not None:
+        _say(progress, f"{entry.name}: assembling the bundle and loading it once to check it")
+    return assemble_bundle(entry, paths, root, check=check if validate else None)
+
+
+def _say(progress: bool, line: str) -> None:
+    """A progress line on stderr (beside the progress bars; none when quiet)."""
+    if progress:
+        import sys
+
+        print(line, file=sys.stderr, flush=True)
+
+
+def assemble_bundle(
+    entry: ModelEntry,
+    parts: dict[str, Path],
+    cache: str | os.PathLike | None = None,
+    check: Callable[[Path], object] | None = None,
+) -> Path:
+    """Write ``<cache>/<NAME>/bundle.json`` over the downloaded ``parts`` (role -> path).
+
+    Paths are stored relative to the bundle directory (``../e4e_ffhq_encode.pt``), so
+    the cache folder can be moved. A zip release of transformers is named by the folder
+    inside it that holds the ``tnet_*`` files. The bundle is written in a temporary
+    folder beside its place, read back (:func:`faceedit.hub.read_bundle`: every part
+    found), loaded by ``check`` when given and only then renamed into place, so a
+    bundle directory in the cache always loads; an older one (a part had been deleted)
+    is replaced.
+
+    Raises:
+        DownloadError: no transformers inside the transformers part, or the assembled
+            bundle does not load (one line, nothing left in the cache's bundle place).
+    """
+    import json
+
+    from faceedit.errors import FaceeditError
+    from faceedit.fileio import atomic_dir
+    from faceedit.hub import read_bundle
+
+    root = cache_dir(cache)
+    final = local_path(entry, root)
+    spec: dict = {"method": "latent", "domain": entry.domain or "ffhq"}
+    for role, path in parts.items():
+        if role == "transformers" and path.is_dir():
+            path = _transformer_folder(entry, path)
+        spec[role] = os.path.relpath(path, final)
+    spec["parts"] = dict(entry.parts)
+    if final.exists():  # an older assembly whose parts had gone: rebuilt from scratch
+        shutil.rmtree(final)
+    try:
+        with atomic_dir(final) as tmp:
+            (tmp / "bundle.json").write_text(json.dumps(spec, indent=2) + "\n", "utf-8")
+            read = read_bundle(tmp)
+            for role in parts:
+                if not Path(read[role]).exists():
+                    raise FaceeditError(f"its {role} {read[role]} is not there")
+            if check is not None:
+                check(tmp)
+    except FaceeditError as e:
+        raise DownloadError(f"{entry.name}: the assembled bundle does not load ({e})") from None
+    return final
+
+
+def _transformer_folder(entry: ModelEntry, unpacked: Path) -> Path:
+    """The folder of an unpacked release that holds its ``tnet_*`` transformers (the
+    release zip nests them, e.g. ``001/``); the shallowest one when several do."""
+    found = sorted(
+        {p.parent for p in unpacked.rglob("tnet_*") if "__MACOSX" not in p.parts},
+        key=lambda p: (len(p.parts), str(p)),
+    )
+    if not found:
+        raise DownloadError(f"{entry.name}: no tnet_* transformers inside {unpacked}")
+    return found[0]
 
 
 def _fail_unreachable(entry: ModelEntry, final: Path, reason: object) -> DownloadError:
@@ -271,3 +400,87 @@ def _unpack(entry: ModelEntry, part: Path, final: Path, validate: bool) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def install_folder(
+    name: str, source: str | os.PathLike, cache: str | os.PathLike | None = None
+) -> Path:
+    """Take in the release folder of a ``manual`` entry that the user downloaded by hand
+    (the AttGAN release: ``setting.txt`` + ``checkpoint/weights.N.pth``).
+
+    ``source`` is the release folder itself or a folder holding it under its registry
+    filename (``384_shortcut1_inject1_none_hq``). ``setting.txt`` and the weights are
+    copied into a temporary folder beside ``<cache>/<filename>``, loaded from there with
+    the AttGAN release loader and only then renamed into place: the cache never holds a
+    half-copied folder. An entry already in the cache is returned at once.
+
+    Raises:
+        DownloadError: not a manual entry, or the folder lacks a file, does not load or
+            holds another resolution than the entry's (one line naming the folder).
+    """
+    from faceedit.checkpoints.attgan import SETTING_NAME, find_latest, load_trained
+    from faceedit.fileio import atomic_dir
+
+    entry = get_entry(name)
+    if entry.kind != "manual":
+        how = "faceedit download " + name
+        raise DownloadError(f"{name}: --from takes in folders of manual entries; run `{how}`")
+    root = cache_dir(cache)
+    final = local_path(entry, root)
+    if final.exists():
+        return final
+    folder = _release_folder(entry, Path(source).expanduser())
+    try:
+        weights = sorted(p for p in (folder / "checkpoint").glob("weights.*.pth") if p.is_file())
+        find_latest(folder / "checkpoint")  # no weights.<N>.pth: one line naming the folder
+    except FaceeditError as e:
+        raise DownloadError(f"{name}: {e}; expected {folder}/checkpoint/weights.N.pth") from None
+    _make_cache(name, root)
+    tmp: Path | None = None
+    try:
+        with atomic_dir(final) as tmp:
+            shutil.copy2(folder / SETTING_NAME, tmp / SETTING_NAME)
+            (tmp / "checkpoint").mkdir()
+            for p in weights:
+                shutil.copy2(p, tmp / "checkpoint" / p.name)
+            model = load_trained(tmp)
+            _check_resolution(entry, model)
+    except FaceeditError as e:
+        if tmp is None:  # the cache place itself cannot be written
+            raise DownloadError(f"{name}: {e}") from None
+        message = str(e).replace(str(tmp), str(folder))  # name the user's folder, not ours
+        raise DownloadError(
+            f"{name}: {folder} does not load as {entry.loads_as} ({message})"
+        ) from None
+    except OSError as e:
+        raise DownloadError(f"{name}: cannot copy {folder} into {root} ({e})") from None
+    return final
+
+
+def _release_folder(entry: ModelEntry, source: Path) -> Path:
+    from faceedit.checkpoints.attgan import SETTING_NAME
+
+    for folder in (source, source / entry.filename):
+        if (folder / SETTING_NAME).is_file():
+            return folder
+    if not source.is_dir():
+        raise DownloadError(f"{entry.name}: --from {source}: no such folder")
+    raise DownloadError(
+        f"{entry.name}: --from {source}: no {SETTING_NAME} in it nor in "
+        f"{source / entry.filename} (expected the release folder {entry.filename} with "
+        f"{SETTING_NAME} and checkpoint/weights.N.pth)"
+    )
+
+
+def _check_resolution(entry: ModelEntry, model: object) -> None:
+    """A folder of the other AttGAN release (128 px for the 384 px entry) is refused. The
+    release names its experiment folders after their settings, size first
+    (``384_shortcut1_inject1_none_hq``)."""
+    m = re.match(r"(\d+)_", entry.filename)
+    if m is None:
+        return  # an entry added by $FACEEDIT_REGISTRY under another name: nothing to compare
+    want = int(m.group(1))
+    config = model.config  # an AttGAN's, or a generator-only release's
+    got = getattr(config, "G", config).img_size
+    if got != want:
+        raise FaceeditError(f"it holds a {got} px AttGAN, {entry.name} is {want} px")

@@ -36,8 +36,9 @@ def register(commands: Commands) -> None:
             "Edit the faces of one or more photos: detect, FFHQ-align, invert into "
             "StyleGAN2's W+ (latent) or encode (AttGAN), edit, paste back. "
             "Example: faceedit edit photo.jpg --attr Smiling=1 --attr Eyeglasses=0.5 "
-            "--model BUNDLE_DIR -o out.png. An input ending in .npy holds W+ codes: they "
-            "are edited by --transformers and written as codes (-o out.npy) or rendered by "
+            "--model BUNDLE_DIR -o out.png; without --model the official bundle fetched "
+            "by `faceedit download lt-ffhq-e4e` is used. An input ending in .npy holds W+ "
+            "codes: they are edited by --transformers and written as codes (-o out.npy) or rendered by "
             "--generator as a strip over strengths (-o strip.png). With --method attgan "
             "--mode grid|slide|style, aligned crops become one labelled grid."
         ),
@@ -131,7 +132,9 @@ def add_model_arguments(p: argparse.ArgumentParser, attr_required: bool = True) 
     p.add_argument(
         "--model",
         help="latent: a bundle directory (bundle.json), a pSp/e4e file or a generator; "
-        "attgan: an AttGAN file, directory or bundle; or a downloaded model name",
+        "attgan: an AttGAN file, directory or bundle; or a downloaded model name "
+        "(default for latent: the downloaded official bundle, lt-ffhq-e4e then lt-ffhq-psp; "
+        "`faceedit download lt-ffhq-e4e` fetches it)",
     )
     p.add_argument("--generator", help="StyleGAN2 generator (overrides the bundle's)")
     p.add_argument("--encoder", help="pSp/e4e encoder (overrides the bundle's)")
@@ -169,6 +172,8 @@ def build_editor(args: argparse.Namespace, check: bool = True):
 
     edits = parse_attr_strengths(args.attr)
     device = resolve_device(args.device)
+    if args.model is None and args.method == "latent" and not (args.generator or args.encoder):
+        args.model = default_official_model()  # recorded, e.g. in a video's resume settings
     editor = build(
         args.method,
         args.model,
@@ -184,6 +189,31 @@ def build_editor(args: argparse.Namespace, check: bool = True):
         seed=args.seed,
     )
     return editor, editor.check_edits(edits) if check else edits
+
+
+def default_official_model() -> str:
+    """The downloaded official bundle to use when no ``--model`` is given (e4e, then pSp:
+    :func:`faceedit.hub.default_model`), said on stderr in one line.
+
+    Raises:
+        FaceeditError: none is downloaded; the message names the command that fetches
+            one and ``faceedit models``.
+    """
+    import sys
+
+    from faceedit.errors import FaceeditError
+    from faceedit.hub import catalogue, default_model
+    from faceedit.registry import DEFAULT_BUNDLES
+
+    name = default_model()
+    if name is None:
+        raise FaceeditError(
+            "no --model given and no official model downloaded: run `faceedit download "
+            f"{DEFAULT_BUNDLES[0]}` for photos, or give --model (`faceedit models` lists "
+            "every model; the shipped avatar-latent edits avatars)"
+        )
+    print(f"faceedit: no --model given: using {name} ({catalogue()[name].path})", file=sys.stderr)
+    return name
 
 
 def _collect_inputs(items: list[str]) -> tuple[list, bool]:

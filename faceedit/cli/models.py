@@ -1,5 +1,11 @@
 """``faceedit models`` and ``faceedit download``: the models shipped with faceedit, and
-the official checkpoints and data."""
+the official checkpoints and data.
+
+The official route is one command: ``faceedit download lt-ffhq-e4e`` (or ``lt-ffhq-psp``)
+fetches the encoder with its FFHQ decoder, the released latent transformers and the
+latent classifier, and assembles them into a bundle that ``faceedit edit`` then uses
+without ``--model``. The AttGAN release has no direct link: ``faceedit download
+attgan-384-hq --from FOLDER`` takes in the folder downloaded by hand."""
 
 from __future__ import annotations
 
@@ -11,8 +17,16 @@ from faceedit.cli.common import Commands, add_quiet
 def register(commands: Commands) -> None:
     p = commands.add(
         "models",
-        "list the models shipped with faceedit and the known official checkpoints and data",
+        "list the models shipped with faceedit and the known official checkpoints, "
+        "bundles and data, with what is downloaded",
         run_models,
+        description=(
+            "List every model faceedit knows by name: the shipped ones, then the official "
+            "releases with their state in the cache, URL, licence and loader. The bundles "
+            "lt-ffhq-e4e and lt-ffhq-psp name their parts: `faceedit download lt-ffhq-e4e` "
+            "fetches the missing ones and assembles the bundle that `faceedit edit` uses "
+            "without --model."
+        ),
     )
     p.add_argument(
         "--cache-dir", default=None, help="cache (default $FACEEDIT_CACHE or ~/.cache/faceedit)"
@@ -25,10 +39,27 @@ def register(commands: Commands) -> None:
     )
     p = commands.add(
         "download",
-        "download an official checkpoint into the cache, resumable, verified and validated",
+        "download an official checkpoint or bundle into the cache, resumable, verified and "
+        "validated",
         run_download,
+        description=(
+            "Download a model listed by `faceedit models` into the cache: resumable (run "
+            "the same command again after an interruption), checked against its size and "
+            "SHA-256, and loaded before it appears. A bundle (lt-ffhq-e4e, lt-ffhq-psp) "
+            "downloads each missing part and assembles them: `faceedit download "
+            "lt-ffhq-e4e` is all `faceedit edit photo.jpg --attr Smiling=1` needs. An "
+            "entry without a direct link (attgan-384-hq, attgan-128) is taken in from the "
+            "folder downloaded by hand: faceedit download attgan-384-hq --from FOLDER."
+        ),
     )
-    p.add_argument("name", help="a name from `faceedit models`")
+    p.add_argument("name", help="a name from `faceedit models`, e.g. lt-ffhq-e4e")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="FOLDER",
+        help="entries without a direct link (attgan-384-hq, attgan-128): the release folder "
+        "downloaded by hand (setting.txt + checkpoint/weights.N.pth), or the folder holding it",
+    )
     p.add_argument(
         "--cache-dir", default=None, help="cache (default $FACEEDIT_CACHE or ~/.cache/faceedit)"
     )
@@ -62,8 +93,20 @@ def run_models(args: argparse.Namespace) -> int:
         state = "downloaded" if e.path else ("manual download" if entry.kind == "manual" else "")
         print(f"\n{entry.name}  [{state or 'not downloaded'}]")
         print(f"  {entry.description}")
-        print(f"  file:    {entry.filename} ({format_size(entry.size)})")
-        print(f"  url:     {entry.url}")
+        if entry.kind == "bundle":
+            parts = ", ".join(
+                f"{name} ({'downloaded' if named.get(name) and named[name].path else 'missing'})"
+                for name in entry.part_names
+            )
+            print(f"  parts:   {parts}")
+            print(f"  get it:  faceedit download {entry.name}")
+        else:
+            print(f"  file:    {entry.filename} ({format_size(entry.size)})")
+            print(f"  url:     {entry.url}")
+        if entry.kind == "manual":
+            print(
+                f"  get it:  download the folder, then faceedit download {entry.name} --from FOLDER"
+            )
         print(f"  source:  {entry.source}")
         print(f"  licence: {entry.licence}")
         print(f"  loads:   {entry.loads_as}" + (f" (preset {e.preset})" if e.preset else ""))
@@ -82,15 +125,26 @@ def _print_lineage(model: str) -> int:
     return 0
 
 
-def run_download(args: argparse.Namespace) -> int:
-    from faceedit.checkpoints.download import download
+def _load_bundle(path) -> object:
+    """An assembled official bundle must load as the pipeline ``faceedit edit`` builds."""
+    from faceedit.editing.latent_pipeline import LatentPipeline
 
-    path = download(
-        args.name,
-        cache=args.cache_dir,
-        progress=not args.quiet,
-        timeout=args.timeout,
-        validate=not args.no_validate,
-    )
+    return LatentPipeline.from_pretrained(path)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from faceedit.checkpoints.download import download, install_folder
+
+    if args.source is not None:
+        path = install_folder(args.name, args.source, cache=args.cache_dir)
+    else:
+        path = download(
+            args.name,
+            cache=args.cache_dir,
+            progress=not args.quiet,
+            timeout=args.timeout,
+            validate=not args.no_validate,
+            check_bundle=_load_bundle,
+        )
     print(f"{args.name}: {path}")
     return 0

@@ -128,7 +128,8 @@ def test_linear_directions_edit_a_photo(bundle, photos, tmp_path):
 
 
 @pytest.mark.parametrize("method", ["latent", "attgan"])
-def test_no_model_names_the_commands_that_find_one(photos, tmp_path, capsys, method):
+def test_no_model_names_the_commands_that_find_one(photos, tmp_path, capsys, method, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "empty-cache"))  # no official bundle
     out = tmp_path / "out.png"
     args = ["edit", str(photos / "a.png"), "--attr", "Smiling=1", "--method", method]
     assert main([*args, "-o", str(out)]) == 2

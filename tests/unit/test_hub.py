@@ -112,3 +112,52 @@ def test_shipped_bundle_round_trips_and_edits_identically(tmp_path):
         np.testing.assert_array_equal(x.images, y.images)
     with pytest.raises(faceedit.FaceeditError, match="exists"):
         pipe.save_pretrained(tmp_path / "copy")  # never over another bundle
+
+
+def _fake_parts(cache, encoder: str) -> None:
+    """The cached files of an official bundle's parts (contents never read here)."""
+    cache.mkdir(exist_ok=True)
+    (cache / registry.REGISTRY[encoder].filename).write_bytes(b"x")
+    (cache / "latent-transformer-models" / "001").mkdir(parents=True, exist_ok=True)
+    (cache / registry.REGISTRY["latent-classifier"].filename).write_bytes(b"x")
+
+
+def _fake_bundle(cache, name: str) -> None:
+    (cache / name).mkdir()
+    (cache / name / "bundle.json").write_text('{"method": "latent"}')
+
+
+def test_an_official_bundle_counts_once_assembled_with_every_part(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path))
+    entry = registry.REGISTRY["lt-ffhq-e4e"]
+    assert entry.kind == "bundle" and entry.domain == "ffhq"
+    assert entry.part_names == ["e4e-ffhq-encode", "latent-transformer-models", "latent-classifier"]
+    assert registry.REGISTRY["lt-ffhq-psp"].part_names[0] == "psp-ffhq-encode"
+    assert hub.default_model() is None
+    _fake_parts(tmp_path, "e4e-ffhq-encode")
+    # the parts alone are not the bundle: it is assembled by faceedit download
+    assert hub.catalogue()["lt-ffhq-e4e"].path is None
+    with pytest.raises(HubError, match="faceedit download lt-ffhq-e4e"):
+        resolve("lt-ffhq-e4e")
+    _fake_bundle(tmp_path, "lt-ffhq-e4e")
+    assert hub.catalogue()["lt-ffhq-e4e"].path == tmp_path / "lt-ffhq-e4e"
+    assert resolve("lt-ffhq-e4e") == tmp_path / "lt-ffhq-e4e"
+    # a part deleted since: the bundle no longer counts
+    (tmp_path / registry.REGISTRY["latent-classifier"].filename).unlink()
+    assert hub.catalogue()["lt-ffhq-e4e"].path is None and hub.default_model() is None
+
+
+def test_the_default_model_prefers_e4e_then_psp(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path))
+    _fake_parts(tmp_path, "psp-ffhq-encode")
+    _fake_bundle(tmp_path, "lt-ffhq-psp")
+    assert hub.default_model() == "lt-ffhq-psp"
+    _fake_parts(tmp_path, "e4e-ffhq-encode")
+    _fake_bundle(tmp_path, "lt-ffhq-e4e")
+    assert hub.default_model() == "lt-ffhq-e4e"
+
+
+def test_a_manual_release_names_the_from_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path))
+    with pytest.raises(HubError, match="faceedit download attgan-384-hq --from FOLDER"):
+        resolve("attgan-384-hq")

@@ -329,3 +329,59 @@ def test_a_registry_file_adds_and_overrides_entries(server, monkeypatch, tmp_pat
     table.write_text('[{"name": "x", "colour": "red"}]')
     with pytest.raises(DownloadError, match="registry.json: entry 0: unknown field"):
         download("x", progress=False)
+
+
+def test_a_registry_file_can_add_a_bundle_of_parts(server, monkeypatch, tmp_path, capsys):
+    """A bundle entry from $FACEEDIT_REGISTRY (parts as {role: name}) downloads its parts;
+    a bundle that does not load is refused in one line with no bundle folder left, and
+    an unknown part is named before anything is fetched."""
+    import json
+
+    data = _classifier_file()
+    server.files["/c.pth"] = data
+    _point(monkeypatch, "latent-classifier", server.url("/c.pth"), data)
+    table = tmp_path / "registry.json"
+    rows = [
+        {"name": "only-classifier", "filename": "x", "url": "", "loads_as": "bundle",
+         "kind": "bundle", "parts": {"classifier": "latent-classifier"}},
+        {"name": "bad-parts", "filename": "y", "url": "", "loads_as": "bundle",
+         "kind": "bundle", "parts": [["encoder", "no-such-entry"]]},
+    ]  # fmt: skip
+    table.write_text(json.dumps(rows))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FACEEDIT_REGISTRY", str(table))
+    monkeypatch.setenv("FACEEDIT_CACHE", str(cache))
+    entry = registry.entries()["only-classifier"]
+    assert entry.parts == (("classifier", "latent-classifier"),)
+    from faceedit.editing.latent_pipeline import LatentPipeline
+
+    with pytest.raises(DownloadError, match="only-classifier: the assembled bundle does not load"):
+        download("only-classifier", progress=False, check_bundle=LatentPipeline.from_pretrained)
+    # the part is downloaded and kept; the bundle is not left half-made
+    assert sorted(p.name for p in cache.iterdir()) == ["latent_classifier_epoch_20.pth"]
+    n = len(server.requests)
+    with pytest.raises(DownloadError, match="'no-such-entry' is unknown"):
+        download("bad-parts", progress=False)
+    assert len(server.requests) == n
+    # without the loading check the bundle is written, naming its part relative to itself
+    path = download("only-classifier", progress=False)
+    spec = json.loads((path / "bundle.json").read_text())
+    assert spec["classifier"] == "../latent_classifier_epoch_20.pth"
+    assert spec["domain"] == "ffhq" and spec["parts"] == {"classifier": "latent-classifier"}
+
+
+def test_from_is_only_for_manual_entries(tmp_path):
+    from faceedit.checkpoints.download import install_folder
+
+    with pytest.raises(DownloadError, match="--from takes in folders of manual entries"):
+        install_folder("latent-classifier", tmp_path, cache=tmp_path / "cache")
+
+
+def test_malformed_bundle_parts_in_a_registry_file_are_one_line(monkeypatch, tmp_path):
+    import json
+
+    table = tmp_path / "registry.json"
+    table.write_text(json.dumps([{"name": "lt-ffhq-e4e", "parts": [["encoder"]]}]))
+    monkeypatch.setenv("FACEEDIT_REGISTRY", str(table))
+    with pytest.raises(DownloadError, match=r"registry.json: entry 'lt-ffhq-e4e': 'parts' must"):
+        registry.entries()
