@@ -241,3 +241,43 @@ def test_the_default_judge_is_the_independent_evaluation_judge(tmp_path, capsys)
     report = json.loads((tmp_path / "e" / "avatar_eval.json").read_text())
     assert report["judge"] == "avatar-judge" and report["judge_role"] == "evaluation judge"
     assert report["dependent_judge"] == []
+
+
+def test_a_change_counts_only_when_the_judge_is_confident(oracle, records):
+    """The target counts as changed when the judge gives its new value more than
+    CHANGE_CONFIDENCE; an unsure reading in the right direction does not count."""
+    import math
+
+    import torch
+
+    from faceedit.eval.avatars import CHANGE_CONFIDENCE, judge_edits
+
+    record = records[0]
+    name = "Smiling"
+    want_on = attributes(record)[name] < 0
+    image = render_record(record, 64)
+    index = list(oracle.config.attr_names).index(name)
+    sign = 1.0 if want_on else -1.0
+
+    class Reader(torch.nn.Module):
+        """The shipped oracle with the target's logit set to ``logit`` (towards the edit)."""
+
+        def __init__(self, logit: float):
+            super().__init__()
+            self.inner, self.config, self.logit = oracle, oracle.config, logit
+
+        def forward(self, x):
+            out = self.inner(x)
+            out.attrs[:, index] = sign * self.logit
+            return out
+
+    edge = math.log(CHANGE_CONFIDENCE / (1 - CHANGE_CONFIDENCE))
+    verdict = {
+        p: judge_edits(Reader(logit), [(record, name, want_on)], [image])[0].target_changed
+        for p, logit in {"unsure": 0.5 * edge, "sure": 1.5 * edge, "wrong": -edge}.items()
+    }
+    assert verdict == {"unsure": False, "sure": True, "wrong": False}
+    # read at 0.5 instead, the unsure reading would have counted
+    assert judge_edits(Reader(0.5 * edge), [(record, name, want_on)], [image], 0.5)[
+        0
+    ].target_changed
