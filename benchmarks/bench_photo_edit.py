@@ -64,17 +64,20 @@ def peak_mb() -> float:
 # --------------------------------------------------------------------------- the machine
 
 
-def conv_gflops(dtype: torch.dtype, repeats: int = 7) -> float:
-    """Best GFLOP/s of a 3x3, 512 -> 512 channel convolution on a 64x64 map (batch 1)."""
+def conv_gflops(dtype: torch.dtype, repeats: int = 7) -> tuple[float, float]:
+    """GFLOP/s of a 3x3, 512 -> 512 channel convolution on a 64x64 map (batch 1): per
+    second of wall time (best run) and per CPU-second (all threads, median run)."""
     x = torch.randn(1, 512, 64, 64).to(dtype).contiguous(memory_format=torch.channels_last)
     w = (torch.randn(512, 512, 3, 3) * 0.02).to(dtype).contiguous(memory_format=torch.channels_last)
     flops = 2 * 512 * 512 * 9 * 64 * 64
     with torch.inference_mode():
         torch.nn.functional.conv2d(x, w, padding=1)
-        best = min(
-            _timed(lambda: torch.nn.functional.conv2d(x, w, padding=1)) for _ in range(repeats)
-        )
-    return flops / best / 1e9
+        wall, cpu = [], []
+        for _ in range(repeats):
+            c = time.process_time()
+            wall.append(_timed(lambda: torch.nn.functional.conv2d(x, w, padding=1)))
+            cpu.append(time.process_time() - c)
+    return flops / min(wall) / 1e9, flops / statistics.median(cpu) / 1e9
 
 
 def _timed(fn) -> float:
@@ -93,6 +96,7 @@ def flops_of(fn) -> float:
 
 
 BEST: dict[str, float] = {}  # the best run of the last interleaved() call, per name
+CPU: dict[str, float] = {}  # its median CPU-seconds (all threads), per name
 
 
 def interleaved(fns: dict, repeats: int) -> dict[str, float]:
@@ -101,11 +105,16 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            c = time.process_time()
             times[k].append(_timed(fn))
+            cpu[k].append(time.process_time() - c)
     BEST.clear()
     BEST.update({k: min(v) for k, v in times.items()})
+    CPU.clear()
+    CPU.update({k: statistics.median(v) for k, v in cpu.items()})
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -272,19 +281,24 @@ def networks(paths: dict[str, Path], repeats: int, rates: dict, bf16: bool) -> N
     from faceedit.nets.attgan import fast_generate
 
     print("\n== networks alone (median of interleaved runs; x limit = time / (FLOPs / rate))")
+    print("   CPU-seconds (all threads) are the figures least disturbed by other processes;")
+    print("   'cpu x limit' divides them by the convolution's FLOPs per CPU-second")
     print(
         f"{'network':34s} {'GFLOP':>6s} {'path':>9s} {'median s':>9s} {'best s':>7s} "
-        f"{'ref/this':>8s} {'x limit':>8s}"
+        f"{'ref/this':>8s} {'x limit':>8s} {'cpu s':>7s} {'ref/this':>8s} {'cpu x limit':>11s}"
     )
 
     def report(name: str, flops: float, times: dict[str, float], per: int = 1) -> None:
-        ref = times["plain"]
+        ref, ref_cpu = times["plain"], CPU["plain"]
         for path, t in times.items():
-            rate = rates["bf16" if path == "bf16" else "float32"]
-            limit = flops / (rate * 1e9)
+            key = "bf16" if path == "bf16" else "float32"
+            limit = flops / (rates[key] * 1e9)
+            cpu_limit = flops / (rates[key + " cpu"] * 1e9)
+            cpu = CPU[path] / per
             print(
                 f"{name:34s} {flops / 1e9:6.1f} {path:>9s} {t:9.3f} {BEST[path] / per:7.3f} "
-                f"{ref / t:7.2f}x {t / limit:7.2f}x"
+                f"{ref / t:7.2f}x {t / limit:7.2f}x {cpu:7.3f} {ref_cpu / per / cpu:7.2f}x "
+                f"{cpu / cpu_limit:10.2f}x"
             )
         print(f"{'':34s} ({load()})")
 
@@ -421,43 +435,53 @@ def photo_edit(paths, model: str, repeats: int, rates: dict, precisions: list[st
     with inference.inference_context("float32"), torch.no_grad():
         for k in names:
             flops[k] = flops_of(stages[k])
-    results, images = {}, {}
+    results, cpus, images = {}, {}, {}
     for p in precisions:
         editor.precision = p
         runs: dict[str, list[float]] = {k: [] for k in [*names, "edit_photo"]}
+        cpu: dict[str, list[float]] = {k: [] for k in runs}
         for i in range(repeats + 1):  # the first run warms up (allocations, detector)
             with inference.inference_context(p):
                 for k in names:
+                    c = time.process_time()
                     t = _timed(stages[k])
                     if i:
                         runs[k].append(t)
-            t = time.perf_counter()
+                        cpu[k].append(time.process_time() - c)
+            c, t = time.process_time(), time.perf_counter()
             out = editor.edit_photo(str(grace), edits)
             if i:
                 runs["edit_photo"].append(time.perf_counter() - t)
+                cpu["edit_photo"].append(time.process_time() - c)
         images[p] = out.image
         results[p] = {k: statistics.median(v) for k, v in runs.items()}
-    rate = rates
+        cpus[p] = {k: statistics.median(v) for k, v in cpu.items()}
+
+    def ratio(t: float, flops: float, rate: float) -> str:
+        return f"{t / (flops / (rate * 1e9)):7.2f}x" if flops > 1e8 else f"{'-':>8s}"
+
+    print("(median s of wall time and of CPU-seconds, all threads; x limit as above)")
     print(f"{'stage':18s} {'GFLOP':>7s}", end="")
     for p in precisions:
-        print(f" {p + ' s':>10s} {'x limit':>8s}", end="")
+        print(f" {p + ' s':>10s} {'x limit':>8s} {'cpu s':>7s} {'x limit':>8s}", end="")
     print()
-    for k in names:
-        print(f"{k:18s} {flops[k] / 1e9:7.1f}", end="")
+    rows = [(k, flops[k]) for k in names] + [("sum of stages", sum(flops.values()))]
+    for k, fl in rows:
+        print(f"{k:18s} {fl / 1e9:7.1f}", end="")
         for p in precisions:
-            t = results[p][k]
-            lim = flops[k] / (rate[p] * 1e9)
-            print(f" {t:10.3f} {t / lim if lim > 1e-4 else float('nan'):7.2f}x", end="")
+            t = sum(results[p][n] for n in names) if k == "sum of stages" else results[p][k]
+            c = sum(cpus[p][n] for n in names) if k == "sum of stages" else cpus[p][k]
+            print(
+                f" {t:10.3f} {ratio(t, fl, rates[p])} {c:7.3f} {ratio(c, fl, rates[p + ' cpu'])}",
+                end="",
+            )
         print()
-    total_flops = sum(flops.values())
-    print(f"{'sum of stages':18s} {total_flops / 1e9:7.1f}", end="")
-    for p in precisions:
-        t = sum(results[p][k] for k in names)
-        print(f" {t:10.3f} {t / (total_flops / (rate[p] * 1e9)):7.2f}x", end="")
-    print()
     print(f"{'edit_photo call':18s} {'':7s}", end="")
     for p in precisions:
-        print(f" {results[p]['edit_photo']:10.3f} {'':8s}", end="")
+        print(
+            f" {results[p]['edit_photo']:10.3f} {'':8s} {cpus[p]['edit_photo']:7.3f} {'':8s}",
+            end="",
+        )
     print(f"\npeak RSS of this process so far {peak_mb():.0f} MB; {load()}")
     if "bf16" in images:
         a, b = images["float32"].astype(np.float64), images["bf16"].astype(np.float64)
@@ -590,13 +614,18 @@ def main() -> None:
 
     bf16 = inference.bf16_supported()
     torch.set_flush_denormal(True)  # the throughput probe must not meet denormals either
-    rates = {"float32": conv_gflops(torch.float32)}
-    rates["bf16"] = conv_gflops(torch.bfloat16) if bf16 else float("nan")
+    rates = {}
+    rates["float32"], rates["float32 cpu"] = conv_gflops(torch.float32)
+    rates["bf16"], rates["bf16 cpu"] = (
+        conv_gflops(torch.bfloat16) if bf16 else (float("nan"), float("nan"))
+    )
     torch.set_flush_denormal(False)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load()}")
     print(
-        f"3x3 conv 512 ch 64x64: float32 {rates['float32']:.0f} GFLOP/s, bf16 "
-        f"{rates['bf16']:.0f} GFLOP/s (native bf16: {bf16}); inference flushes denormals"
+        f"3x3 conv 512 ch 64x64: float32 {rates['float32']:.0f} GFLOP/s "
+        f"({rates['float32 cpu']:.0f} per CPU-second), bf16 {rates['bf16']:.0f} GFLOP/s "
+        f"({rates['bf16 cpu']:.0f} per CPU-second); native bf16: {bf16}; "
+        "inference flushes denormals"
     )
     precisions = ["float32", "bf16"] if bf16 else ["float32"]
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
