@@ -35,6 +35,7 @@ import json
 import os
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -609,6 +610,8 @@ def main() -> None:
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--keep", help="write the model files here and keep them")
     args = ap.parse_args()
+    # a stopped run removes its 3.7 GB of model files too (TemporaryDirectory's cleanup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     torch.set_num_threads(args.threads)
     from faceedit.nets import inference
 
