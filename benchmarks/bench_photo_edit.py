@@ -579,11 +579,12 @@ def cli_runs(paths: dict[str, Path], root: Path, threads: int) -> None:
     print("\n== the command line, fresh processes (wall includes import and model loading)")
     for name, argv in runs.items():
         code = (
-            "import resource, sys, time; t = time.perf_counter(); import torch; "
+            "import time; t = time.perf_counter(); import torch; "
             f"torch.set_num_threads({threads}); from faceedit.cli import main; "
             f"rc = main({argv!r}); "
-            "print('RESULT', rc, time.perf_counter() - t, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+            # VmHWM: this process's own peak (ru_maxrss would carry the parent's over exec)
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]; "
+            "print('RESULT', rc, time.perf_counter() - t, int(hwm[0].split()[1]) / 1024)"
         )
         out = subprocess.run(
             [sys.executable, "-c", code],
@@ -605,7 +606,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", nargs="+", default=["psp", "e4e", "attgan"])
+    ap.add_argument("--models", nargs="*", default=["psp", "e4e", "attgan"])
     ap.add_argument("--skip-networks", action="store_true")
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--keep", help="write the model files here and keep them")
