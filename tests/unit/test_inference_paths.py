@@ -258,3 +258,18 @@ def test_bf16_synthesis_against_float32() -> None:
     assert low.dtype == torch.float32 and not torch.equal(low, ref)
     assert (low - ref).abs().max().item() < 0.1 * max(1.0, ref.abs().max().item())
     assert _psnr(low, ref) >= 30
+
+
+def test_importing_builds_and_compiles_nothing() -> None:
+    """The inference paths are built on first use; nothing at import compiles."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, faceedit, faceedit.nets.encoders, faceedit.editing.pipeline, "
+        "faceedit.nets.stylegan2, faceedit.nets.attgan; "
+        "bad = [m for m in sys.modules if m == 'faceedit.nets.fast_encoder' "
+        "or m.startswith(('torch._dynamo', 'torch._inductor'))]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
