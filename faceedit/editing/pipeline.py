@@ -141,11 +141,14 @@ class FaceEditor:
         name: str = "",
         precision: str = "float32",
     ) -> None:
-        from faceedit.nets.inference import resolve_precision
+        from faceedit.nets.inference import PrecisionError, resolve_precision
 
         if not isinstance(editor, CropEditor):
             raise EditError(f"FaceEditor needs a CropEditor, got {type(editor).__name__}")
-        resolve_precision(precision)  # an unknown or unsupported precision fails here
+        try:  # an unknown or unsupported precision fails here, in one line
+            resolve_precision(precision)
+        except PrecisionError as e:
+            raise EditError(str(e)) from None
         self.precision = precision
         self.editor = editor
         self.blend = blend

@@ -27,8 +27,6 @@ from contextlib import contextmanager
 
 import torch
 
-from faceedit.errors import FaceeditError
-
 PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "bf16": torch.bfloat16}
 
 _DTYPE: contextvars.ContextVar[torch.dtype] = contextvars.ContextVar(
@@ -37,8 +35,11 @@ _DTYPE: contextvars.ContextVar[torch.dtype] = contextvars.ContextVar(
 _FAST: contextvars.ContextVar[bool] = contextvars.ContextVar("faceedit_fast_paths", default=True)
 
 
-class PrecisionError(FaceeditError):
-    """An unknown precision, or bf16 asked for on a CPU without bfloat16 arithmetic."""
+class PrecisionError(ValueError):
+    """An unknown precision, or bf16 asked for on a CPU without bfloat16 arithmetic.
+
+    (``nets`` stands alone, so this is a ``ValueError``; the editor turns it into its own
+    one-line :class:`~faceedit.editing.base.EditError`.)"""
 
 
 @functools.cache

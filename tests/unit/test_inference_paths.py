@@ -172,7 +172,7 @@ def test_unknown_precision_is_one_clear_error(tmp_path) -> None:
     from faceedit.errors import FaceeditError
     from tests.helpers.tiny_edit import latent_bundle
 
-    with pytest.raises(FaceeditError, match="precision 'half'"):
+    with pytest.raises(inference.PrecisionError, match="precision 'half'"):
         inference.resolve_precision("half")
     with pytest.raises(FaceeditError, match="precision 'float16'"):
         build_editor("latent", latent_bundle(tmp_path), precision="float16")
