@@ -128,13 +128,28 @@ class FaceEditor:
         blend: paste-back blending, ``"feather"`` or ``"seamless"``.
         detector: face detector (a :class:`~faceedit.faces.FaceDetector` or backend name).
         name: the model's name or path, for messages.
+        precision: ``"float32"`` (default) or ``"bf16"`` (opt-in, CPUs with native
+            bfloat16); the models run inside :func:`faceedit.nets.inference.inference_context`
+            (this precision, denormals flushed to zero), restored after each call.
     """
 
     def __init__(
-        self, editor: CropEditor, blend: str = "feather", detector=None, name: str = ""
+        self,
+        editor: CropEditor,
+        blend: str = "feather",
+        detector=None,
+        name: str = "",
+        precision: str = "float32",
     ) -> None:
+        from faceedit.nets.inference import PrecisionError, resolve_precision
+
         if not isinstance(editor, CropEditor):
             raise EditError(f"FaceEditor needs a CropEditor, got {type(editor).__name__}")
+        try:  # an unknown or unsupported precision fails here, in one line
+            resolve_precision(precision)
+        except PrecisionError as e:
+            raise EditError(str(e)) from None
+        self.precision = precision
         self.editor = editor
         self.blend = blend
         self.detector = detector
@@ -167,7 +182,13 @@ class FaceEditor:
     def invert_crop(self, crop: np.ndarray, init=None, seed: int | None = None):
         """The code of one aligned crop ``uint8 [S, S, 3]`` (``ws [1, num_ws, w_dim]``
         for latent methods); ``init``: a code to start from (the previous video frame's)."""
-        return self.editor.invert(np.asarray(crop)[None], init=init, seed=seed)
+        with self._inference():
+            return self.editor.invert(np.asarray(crop)[None], init=init, seed=seed)
+
+    def _inference(self):
+        from faceedit.nets.inference import inference_context
+
+        return inference_context(self.precision)
 
     def edit_crop(
         self,
@@ -186,7 +207,8 @@ class FaceEditor:
         size = crop.shape[0]
         if code is None:
             code = self.invert_crop(crop, init=init, seed=seed)
-        out = self.editor.edit_codes(code, edits)
+        with self._inference():
+            out = self.editor.edit_codes(code, edits)
         scores = {k: float(v[0]) for k, v in out.scores.items()}
         ws = code if isinstance(code, torch.Tensor) else None
         return FaceEdit(
@@ -283,7 +305,8 @@ class FaceEditor:
         results = []
         for face, crop, code in zip(photo.faces, photo.crops, photo.codes, strict=True):
             if edits is None:
-                rec = resize_crops(self.editor.reconstruct(code), crop.shape[0])[0]
+                with self._inference():
+                    rec = resize_crops(self.editor.reconstruct(code), crop.shape[0])[0]
                 fe = FaceEdit(None, rec, ws=code if isinstance(code, torch.Tensor) else None)
                 fe.code = code
             else:
@@ -348,6 +371,7 @@ def build_editor(
     blend: str = "feather",
     detector=None,
     name: str | None = None,
+    precision: str = "float32",
     **options,
 ) -> FaceEditor:
     """Load a method's models (:func:`~faceedit.editing.methods.build_crop_editor`) and
@@ -356,7 +380,7 @@ def build_editor(
     Args:
         method: a name from :data:`~faceedit.editing.methods.METHODS`.
         model: a bundle, model file or directory, or a model name.
-        blend, detector: the photo pipeline's (see :class:`FaceEditor`).
+        blend, detector, precision: the photo pipeline's (see :class:`FaceEditor`).
         **options: model parts (``generator=, encoder=, transformers=, classifier=,
             directions=``), ``device=`` and inversion options (``invert=, steps=, space=,
             lr=, seed=, progress=``) for the methods that invert.
@@ -367,4 +391,4 @@ def build_editor(
         if name is not None
         else str(model if model is not None else options.get("transformers"))
     )
-    return FaceEditor(editor, blend=blend, detector=detector, name=shown)
+    return FaceEditor(editor, blend=blend, detector=detector, name=shown, precision=precision)

@@ -524,8 +524,23 @@ class SubPixelConvTranspose(nn.Module):
 def fast_generate(
     G_fast: AttGANGenerator, img: torch.Tensor, attrs: torch.Tensor, style=None
 ) -> torch.Tensor:
-    """Run an :meth:`AttGANGenerator.inference_copy` without autograd bookkeeping."""
+    """Run an :meth:`AttGANGenerator.inference_copy` without autograd bookkeeping.
+
+    At bf16 precision (:func:`faceedit.nets.inference.inference_context`) a bfloat16 copy
+    of ``G_fast`` (made once, kept on it) computes the image; the result is float32.
+    """
+    from faceedit.nets import inference
+
+    dtype = inference.current_dtype()
     with torch.inference_mode():
+        if dtype != torch.float32 and img.device.type == "cpu":
+            low = G_fast.__dict__.get("_low_precision")
+            if low is None or low[0] != dtype:
+                low = (dtype, copy.deepcopy(G_fast).to(dtype))
+                G_fast.__dict__["_low_precision"] = low
+            x = img.to(dtype).contiguous(memory_format=torch.channels_last)
+            style = None if style is None else style.to(dtype)
+            return low[1](x, attrs.to(dtype), style).float().contiguous()
         out = G_fast(img.contiguous(memory_format=torch.channels_last), attrs, style)
         return out.contiguous()
 

@@ -297,13 +297,16 @@ class _PyramidStyleEncoder(ConfigModule):
     def num_ws(self) -> int:
         return self.config.n_styles
 
-    def _pyramid(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _check_input(self, img: torch.Tensor) -> None:
         _check_images(img, self.config.input_nc, type(self).__name__)
         if img.shape[-1] > 256 or img.shape[-2] > 256:
             raise ValueError(
                 f"{type(self).__name__}: expects images of at most 256x256 (resize first), "
                 f"got {tuple(img.shape)}"
             )
+
+    def _pyramid(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self._check_input(img)
         x = self.input_layer(img)
         feats = []
         for i, unit in enumerate(self.body):
@@ -312,6 +315,32 @@ class _PyramidStyleEncoder(ConfigModule):
                 feats.append(x)
         c1, c2, c3 = feats
         return c1, c2, c3
+
+    # The inference path (faceedit.nets.fast_encoder): batch norms folded, small style-head
+    # convs as GEMMs, optional bfloat16. Used under no_grad/inference mode in eval mode;
+    # the plain forward below stays the reference (faceedit.nets.inference.plain_paths).
+    fast_kind: ClassVar[str] = ""
+    fast_channels_last: ClassVar[bool] = True
+
+    def _fast_path(self, img: torch.Tensor):
+        """The cached :class:`~faceedit.nets.fast_encoder.FastStyleEncoder` for the current
+        precision, or ``None`` when the plain path must run."""
+        from faceedit.nets import inference
+
+        self._check_input(img)
+        if not inference.use_fast_path(self, img):
+            return None
+        dtype = inference.current_dtype()
+        signature = inference.weights_signature(self)
+        cache = self.__dict__.setdefault("_fast_cache", {})
+        entry = cache.get(dtype)
+        if entry is None or entry[0] != signature:
+            from faceedit.nets.fast_encoder import FastStyleEncoder
+
+            cache.clear()  # one inference copy at a time: a bf16 one holds 0.5 GB
+            fast = FastStyleEncoder(self, self.fast_kind, dtype, self.fast_channels_last)
+            entry = cache[dtype] = (signature, fast)
+        return entry[1]
 
     def _add_avg(self, codes: torch.Tensor) -> torch.Tensor:
         if self.latent_avg is None:
@@ -324,12 +353,16 @@ class PSPEncoder(_PyramidStyleEncoder):
 
     architecture: ClassVar[str] = "psp_encoder"
     config_class: ClassVar[type] = PSPEncoderConfig
+    fast_kind: ClassVar[str] = "psp"
 
     def __init__(self, config: PSPEncoderConfig | None = None) -> None:
         super().__init__(config if config is not None else PSPEncoderConfig())
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """``img [N,3,H,W]`` in [-1, 1], H, W <= 256 -> ``ws [N,n_styles,512]``."""
+        fast = self._fast_path(img)
+        if fast is not None:
+            return fast(img)
         c1, c2, c3 = self._pyramid(img)
         n = self.config.n_styles
         rows = [self.styles[i](c3) for i in range(min(n, self.coarse_ind))]
@@ -352,6 +385,7 @@ class E4EEncoder(_PyramidStyleEncoder):
 
     architecture: ClassVar[str] = "e4e_encoder"
     config_class: ClassVar[type] = E4EEncoderConfig
+    fast_kind: ClassVar[str] = "e4e"
 
     def __init__(self, config: E4EEncoderConfig | None = None) -> None:
         super().__init__(config if config is not None else E4EEncoderConfig())
@@ -359,6 +393,9 @@ class E4EEncoder(_PyramidStyleEncoder):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """``img [N,3,H,W]`` in [-1, 1], H, W <= 256 -> ``ws [N,n_styles,512]``."""
+        fast = self._fast_path(img) if self.progressive_stage is None else None
+        if fast is not None:
+            return fast(img)
         c1, c2, c3 = self._pyramid(img)
         n = self.config.n_styles
         w0 = self.styles[0](c3)

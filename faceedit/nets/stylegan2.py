@@ -11,6 +11,7 @@ Shapes: ``z [N, z_dim]``, ``ws [N, num_ws, w_dim]`` with ``num_ws = 2*log2(res) 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -225,6 +226,21 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
+@contextlib.contextmanager
+def _precision_scope(module: nn.Module, ws: torch.Tensor):
+    """bfloat16 autocast around the synthesis when inference runs at bf16 precision
+    (:func:`faceedit.nets.inference.inference_context`); yields whether it is on. The
+    per-sample modulated weights are made in float32 and cast per convolution."""
+    from faceedit.nets import inference
+
+    bf16 = inference.current_dtype() == torch.bfloat16 and inference.use_fast_path(module, ws)
+    if not bf16:
+        yield False
+        return
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yield True
+
+
 class SynthesisNetwork(nn.Module):
     """``ws [N, num_ws, w_dim]`` (or one ``w [N, w_dim]``) -> ``img [N, C, res, res]``."""
 
@@ -281,17 +297,18 @@ class SynthesisNetwork(nn.Module):
             )
         x = img = None
         w_idx = layer_idx = 0
-        for block in blocks:
-            block_ws = ws[:, w_idx : w_idx + block.num_conv + 1]
-            block_noise = (
-                list(noise[layer_idx : layer_idx + block.num_conv])
-                if noise is not None
-                else [None] * block.num_conv
-            )
-            x, img = block(x, img, block_ws, noise_mode, block_noise, fused_modconv, generator)
-            w_idx += block.num_conv
-            layer_idx += block.num_conv
-        return img.contiguous()
+        with _precision_scope(self, ws) as bf16:
+            for block in blocks:
+                block_ws = ws[:, w_idx : w_idx + block.num_conv + 1]
+                block_noise = (
+                    list(noise[layer_idx : layer_idx + block.num_conv])
+                    if noise is not None
+                    else [None] * block.num_conv
+                )
+                x, img = block(x, img, block_ws, noise_mode, block_noise, fused_modconv, generator)
+                w_idx += block.num_conv
+                layer_idx += block.num_conv
+        return img.float().contiguous() if bf16 else img.contiguous()
 
     def _check_ws(self, ws: torch.Tensor) -> torch.Tensor:
         if ws.ndim == 2 and ws.shape[1] == self.w_dim:
