@@ -45,7 +45,7 @@ from faceedit.losses import PerceptualDistance, feature_distance, multiscale_los
 # defaults measured on held-out avatars (seed 5) with the shipped avatar-latent bundle:
 # see benchmarks/bench_pti.py and the bundle's card
 DEFAULT_STEPS = 150
-DEFAULT_LR = 3e-4
+DEFAULT_LR = 1e-3
 DEFAULT_LOCALITY = 0.1
 DEFAULT_RADIUS = 0.3
 #: ``perceptual="auto"``: what each domain tunes with
@@ -170,6 +170,8 @@ def tune_generator(
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
         bar.close()
     tuned.requires_grad_(False)
+    for p in tuned.parameters():  # the code keeps the weights, not the last gradients
+        p.grad = None
     with torch.no_grad():
         end = synth(tuned, pivot)
     return TuningResult(

@@ -78,6 +78,7 @@ def test_the_given_generator_is_never_changed(pipe, case):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [p.requires_grad for p in pipe.generator.parameters()] == flags
     assert all(p.grad is None for p in pipe.generator.parameters())
+    assert all(p.grad is None for p in code.synthesis[0].parameters())  # memory: no grads kept
     changed = code.synthesis[0].state_dict()
     assert any(not torch.equal(changed[k], after[f"synthesis.{k}"]) for k in changed)
 
