@@ -13,7 +13,8 @@ process, so that each peak is its own.
 Avatars: held-out avatars rendered from ``--seed`` (5 by default: never 1 or 21, the
 evaluation seeds), inverted by the bundle's encoder (the pivot) and tuned with the
 default options (or those given); prints each avatar's reconstruction PSNR (uint8, to
-the render) before and after, and the seconds per avatar. Wall and CPU time are both
+the render) before and after, the seconds per avatar, and how alike the tuned copy and
+the original draw the pivot edited (Smiling=1): what the locality term keeps. Wall and CPU time are both
 printed, since the machine may be shared; CPU time / threads approximates the wall time
 on that many idle cores.
 
@@ -102,7 +103,8 @@ def bench_avatars(args: argparse.Namespace) -> None:
     print(f"avatar-latent, seed {args.seed}, {args.n} avatars, pti {settings}")
     tuned.perceptual_network()  # loaded once, not timed
     crops = np.stack([render_record(r, 64) for r in sample_records(args.n, seed=args.seed)])
-    walls, cpus, before, after = [], [], [], []
+    walls, cpus, before, after, agree = [], [], [], [], []
+    attr = "Smiling" if "Smiling" in pipe.attributes else pipe.attributes[0]
     for i, crop in enumerate(crops):
         t0, c0 = time.perf_counter(), time.process_time()
         code = tuned.invert(crop[None])
@@ -110,8 +112,15 @@ def bench_avatars(args: argparse.Namespace) -> None:
         pivot = _psnr(pipe.render(code.ws)[0], crop)
         rec = _psnr(tuned.reconstruct(code)[0], crop)
         walls.append(wall), cpus.append(cpu), before.append(pivot), after.append(rec)
+        # locality: the edited pivot drawn by the tuned copy and by the original
+        edit = {attr: 1.0}
+        same = _psnr(
+            tuned.edit_codes(code, edit).images[0], pipe.edit_codes(code.ws, edit).images[0]
+        )
+        agree.append(same)
         print(
-            f"  avatar {i}: {pivot:5.2f} -> {rec:5.2f} dB, {wall:6.1f} s wall, {cpu:6.1f} s CPU",
+            f"  avatar {i}: {pivot:5.2f} -> {rec:5.2f} dB, {wall:6.1f} s wall, {cpu:6.1f} s "
+            f"CPU; {attr}=1 by tuned vs original {same:5.2f} dB",
             flush=True,
         )
     gain = np.mean(after) - np.mean(before)
@@ -121,6 +130,7 @@ def bench_avatars(args: argparse.Namespace) -> None:
         f"({torch.get_num_threads()} threads: {np.mean(cpus) / torch.get_num_threads():.1f} s "
         "on as many idle cores)"
     )
+    print(f"{attr}=1 drawn by the tuned copy vs the original: {np.mean(agree):.2f} dB")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
