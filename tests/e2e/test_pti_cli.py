@@ -141,3 +141,8 @@ def test_eval_avatars_with_pti_records_the_inversion(root, tmp_path, capsys):
     assert report["inversion"]["pti"]["perceptual"] == "pixels"
     assert main([*args, *PTI, "--strengths", "1,2", "-o", str(tmp_path / "s")]) == 2
     assert "--invert pti" in capsys.readouterr().err
+    # the network the tuning learns from is in what the judge must be independent of
+    tuned_by = [*PTI, "--pti-perceptual", "avatar-oracle", "--judge", "avatar-oracle"]
+    assert main([*args, *tuned_by, "-o", str(tmp_path / "j")]) == 2
+    assert "not independent of avatar-oracle" in capsys.readouterr().err
+    assert not (tmp_path / "j").exists()
