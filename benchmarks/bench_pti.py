@@ -20,7 +20,7 @@ on that many idle cores.
 
     .venv/bin/python benchmarks/bench_pti.py [--part all|ffhq|avatar] [--threads 2]
         [--n 4] [--seed 5] [--pti-steps N] [--pti-lr LR] [--pti-locality W]
-        [--pti-radius R] [--pti-perceptual NET] [--ffhq-steps 2]
+        [--pti-radius R] [--pti-perceptual NET] [--pti-perceptual-weight W] [--ffhq-steps 2]
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def bench_avatars(args: argparse.Namespace) -> None:
 
     pipe = LatentPipeline.from_pretrained("avatar-latent")
     options = {"invert": "pti"}
-    for key in ("pti_steps", "pti_lr", "pti_locality", "pti_radius", "pti_perceptual"):
+    keys = ("pti_steps", "pti_lr", "pti_locality", "pti_radius", "pti_perceptual")
+    for key in (*keys, "pti_perceptual_weight"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     tuned = pipe.with_options(**options)
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--pti-locality", type=float)
     parser.add_argument("--pti-radius", type=float)
     parser.add_argument("--pti-perceptual")
+    parser.add_argument("--pti-perceptual-weight", type=float)
     args = parser.parse_args()
     if args.seed in EVALUATION_SEEDS:
         parser.error(f"--seed {args.seed}: an evaluation seed; develop on another (e.g. 5)")

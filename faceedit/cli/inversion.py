@@ -14,6 +14,7 @@ PTI_FIELDS = {
     "pti_locality": "pti_locality",
     "pti_radius": "pti_radius",
     "pti_perceptual": "pti_perceptual",
+    "pti_perceptual_weight": "pti_perceptual_weight",
 }
 
 
@@ -51,8 +52,17 @@ def add_pti_arguments(p: argparse.ArgumentParser) -> None:
         "--pti-perceptual",
         default=None,
         metavar="NET",
-        help="perceptual network: auto (avatars: avatar-oracle; photos: pixels), pixels, "
-        "torchvision VGG16 weights (.pth) or an avatar oracle; never an evaluation judge",
+        help="perceptual network: auto (the domain's default: pixels), pixels (multiscale "
+        "pixel loss), torchvision VGG16 weights (.pth) or an avatar oracle (e.g. "
+        "avatar-oracle); never an evaluation judge",
+    )
+    g.add_argument(
+        "--pti-perceptual-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the perceptual (or multiscale pixel) terms next to the pixel MSE "
+        f"({pti.DEFAULT_PERCEPTUAL_WEIGHT:g})",
     )
 
 

@@ -187,6 +187,8 @@ def _tuning_options(args: argparse.Namespace) -> dict:
         "radius": defaults.pti_radius if args.pti_radius is None else args.pti_radius,
     }
     pti.check_options(**options)
+    weight = args.pti_perceptual_weight
+    options["perceptual_weight"] = defaults.pti_perceptual_weight if weight is None else weight
     spec = args.pti_perceptual or (args.vgg16 if args.vgg16 else "auto")
     options["perceptual"], options["perceptual_name"] = pti.load_perceptual(
         spec, _domain(args.model)

@@ -71,9 +71,12 @@ class Inversion:
         pti_steps, pti_lr: pivotal tuning's Adam steps and learning rate.
         pti_locality: weight of PTI's locality regulariser (0: off).
         pti_radius: how far towards random codes its locality codes lie (0..1].
-        pti_perceptual: its perceptual network: ``"auto"`` (avatars: the training-side
-            ``avatar-oracle``; photos: pixels), ``"pixels"``, torchvision VGG16 weights
-            (``.pth``) or an avatar oracle (path or name); never an evaluation judge.
+        pti_perceptual: its perceptual network: ``"auto"`` (the domain's default,
+            :data:`faceedit.editing.pti.AUTO_PERCEPTUAL`: pixels), ``"pixels"``
+            (multiscale pixel loss), torchvision VGG16 weights (``.pth``) or an avatar
+            oracle (path or name, e.g. the training-side ``avatar-oracle``); never an
+            evaluation judge.
+        pti_perceptual_weight: weight of its perceptual (or multiscale pixel) terms.
     """
 
     invert: str = "auto"
@@ -88,6 +91,7 @@ class Inversion:
     pti_locality: float = pti.DEFAULT_LOCALITY
     pti_radius: float = pti.DEFAULT_RADIUS
     pti_perceptual: str = "auto"
+    pti_perceptual_weight: float = pti.DEFAULT_PERCEPTUAL_WEIGHT
 
     def __post_init__(self) -> None:
         if self.invert not in INVERSIONS:
@@ -486,6 +490,7 @@ class LatentPipeline(CropEditor):
                 "locality": inv.pti_locality,
                 "radius": inv.pti_radius,
                 "perceptual": self._perceptual_name(),
+                "perceptual_weight": inv.pti_perceptual_weight,
             }
         return out
 
@@ -583,6 +588,7 @@ class LatentPipeline(CropEditor):
                     perceptual=perceptual,
                     locality=inv.pti_locality,
                     radius=inv.pti_radius,
+                    perceptual_weight=inv.pti_perceptual_weight,
                     generator=gen,
                     progress=inv.progress,
                 )

@@ -35,6 +35,7 @@ INVERSION_OPTIONS = (
     "pti_locality",
     "pti_radius",
     "pti_perceptual",
+    "pti_perceptual_weight",
 )
 
 

@@ -133,9 +133,8 @@ def test_settings_lineage_and_bad_options(pipe):
             pipe.with_options(invert="pti", **bad)
 
 
-def test_the_avatar_perceptual_network_is_the_training_side_oracle(pipe):
-    avatars = pipe.with_options(invert="pti")
-    avatars.domain = "avatar"
+def test_an_oracle_perceptual_network_is_recorded_and_a_judge_refused(pipe):
+    avatars = pipe.with_options(invert="pti", pti_perceptual="avatar-oracle")
     assert avatars.settings()["pti"]["perceptual"] == "avatar-oracle"
     assert [e["name"] for e in avatars.lineage()][:1] == ["avatar-oracle"]
     assert avatars.lineage()[0]["role"] == "loss network"
