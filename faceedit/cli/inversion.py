@@ -18,11 +18,26 @@ PTI_FIELDS = {
 }
 
 
-def add_pti_arguments(p: argparse.ArgumentParser) -> None:
-    """``--pti-steps``, ``--pti-lr``, ``--pti-locality``, ``--pti-radius`` and
-    ``--pti-perceptual`` (defaults: :mod:`faceedit.editing.pti`'s)."""
-    from faceedit.editing import pti
+def _defaults() -> dict:
+    """Each ``--pti-*`` option's default (:mod:`faceedit.editing.pti_defaults`: no torch
+    while the parsers are built)."""
+    from faceedit.editing import pti_defaults as d
 
+    return {
+        "pti_steps": d.DEFAULT_STEPS,
+        "pti_lr": d.DEFAULT_LR,
+        "pti_locality": d.DEFAULT_LOCALITY,
+        "pti_radius": d.DEFAULT_RADIUS,
+        "pti_perceptual": d.DEFAULT_PERCEPTUAL,
+        "pti_perceptual_weight": d.DEFAULT_PERCEPTUAL_WEIGHT,
+    }
+
+
+def add_pti_arguments(p: argparse.ArgumentParser) -> None:
+    """``--pti-steps``, ``--pti-lr``, ``--pti-locality``, ``--pti-radius``,
+    ``--pti-perceptual`` and ``--pti-perceptual-weight`` (defaults:
+    :mod:`faceedit.editing.pti`'s)."""
+    d = _defaults()
     g = p.add_argument_group(
         "pivotal tuning (--invert pti)",
         "The encoder's code (a projection's without an encoder) is the pivot; a copy of "
@@ -30,27 +45,25 @@ def add_pti_arguments(p: argparse.ArgumentParser) -> None:
         "term that keeps codes near the pivot drawn as the original generator draws them. "
         "The shipped generator is never changed.",
     )
-    g.add_argument(
-        "--pti-steps", type=int, default=None, help=f"tuning steps ({pti.DEFAULT_STEPS})"
-    )
-    g.add_argument(
-        "--pti-lr", type=float, default=None, help=f"tuning learning rate ({pti.DEFAULT_LR:g})"
-    )
+    g.add_argument("--pti-steps", type=int, default=d["pti_steps"], help="tuning steps")
+    g.add_argument("--pti-lr", type=float, default=d["pti_lr"], help="tuning learning rate")
     g.add_argument(
         "--pti-locality",
         type=float,
-        default=None,
-        help=f"weight of the locality regulariser ({pti.DEFAULT_LOCALITY:g}; 0: off)",
+        default=d["pti_locality"],
+        metavar="W",
+        help="weight of the locality regulariser (0: off)",
     )
     g.add_argument(
         "--pti-radius",
         type=float,
-        default=None,
-        help=f"how far towards random codes the locality codes lie, 0..1 ({pti.DEFAULT_RADIUS:g})",
+        default=d["pti_radius"],
+        metavar="R",
+        help="how far towards random codes the locality codes lie, 0..1",
     )
     g.add_argument(
         "--pti-perceptual",
-        default=None,
+        default=d["pti_perceptual"],
         metavar="NET",
         help="perceptual network: auto (the domain's default: pixels), pixels (multiscale "
         "pixel loss), torchvision VGG16 weights (.pth) or an avatar oracle (e.g. "
@@ -59,28 +72,27 @@ def add_pti_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pti-perceptual-weight",
         type=float,
-        default=None,
+        default=d["pti_perceptual_weight"],
         metavar="W",
-        help="weight of the perceptual (or multiscale pixel) terms next to the pixel MSE "
-        f"({pti.DEFAULT_PERCEPTUAL_WEIGHT:g})",
+        help="weight of the perceptual (or multiscale pixel) terms next to the pixel MSE",
     )
 
 
 def pti_options(args: argparse.Namespace) -> dict:
-    """The PTI options given on the command line (unset ones keep their defaults)."""
-    out = {}
-    for name, fieldname in PTI_FIELDS.items():
-        value = getattr(args, name, None)
-        if value is not None:
-            out[fieldname] = value
-    return out
+    """The PTI options of the command line, as :class:`Inversion` fields."""
+    return {
+        field: getattr(args, name)
+        for name, field in PTI_FIELDS.items()
+        if getattr(args, name, None) is not None
+    }
 
 
 def check_pti_options(args: argparse.Namespace) -> None:
-    """Refuse ``--pti-*`` options without ``--invert pti`` (one line)."""
+    """Refuse ``--pti-*`` options set away from their defaults without ``--invert pti``."""
     from faceedit.errors import FaceeditError
 
-    given = [f"--{k.replace('_', '-')}" for k in pti_options(args)]
+    d = _defaults()
+    given = [f"--{k.replace('_', '-')}" for k, v in pti_options(args).items() if v != d[k]]
     if given and getattr(args, "invert", None) != "pti":
         raise FaceeditError(f"{', '.join(given)}: only with --invert pti")
 

@@ -177,19 +177,17 @@ def run(args: argparse.Namespace) -> int:
 def _tuning_options(args: argparse.Namespace) -> dict:
     """PTI's options from the command line over the defaults (checked)."""
     from faceedit.editing import pti
-    from faceedit.editing.latent_pipeline import Inversion
 
-    defaults = Inversion()
     options = {
-        "steps": defaults.pti_steps if args.pti_steps is None else args.pti_steps,
-        "lr": defaults.pti_lr if args.pti_lr is None else args.pti_lr,
-        "locality": defaults.pti_locality if args.pti_locality is None else args.pti_locality,
-        "radius": defaults.pti_radius if args.pti_radius is None else args.pti_radius,
+        "steps": args.pti_steps,
+        "lr": args.pti_lr,
+        "locality": args.pti_locality,
+        "radius": args.pti_radius,
     }
+    options["perceptual_weight"] = args.pti_perceptual_weight
     pti.check_options(**options)
-    weight = args.pti_perceptual_weight
-    options["perceptual_weight"] = defaults.pti_perceptual_weight if weight is None else weight
-    spec = args.pti_perceptual or (args.vgg16 if args.vgg16 else "auto")
+    # the projection's --vgg16 serves the tuning too, unless a network is named for it
+    spec = args.vgg16 if args.pti_perceptual == "auto" and args.vgg16 else args.pti_perceptual
     options["perceptual"], options["perceptual_name"] = pti.load_perceptual(
         spec, _domain(args.model)
     )

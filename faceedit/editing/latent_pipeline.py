@@ -90,7 +90,7 @@ class Inversion:
     pti_lr: float = pti.DEFAULT_LR
     pti_locality: float = pti.DEFAULT_LOCALITY
     pti_radius: float = pti.DEFAULT_RADIUS
-    pti_perceptual: str = "auto"
+    pti_perceptual: str = pti.DEFAULT_PERCEPTUAL
     pti_perceptual_weight: float = pti.DEFAULT_PERCEPTUAL_WEIGHT
 
     def __post_init__(self) -> None:
@@ -98,7 +98,13 @@ class Inversion:
             raise EditError(f"invert {self.invert!r}: choose from {', '.join(INVERSIONS)}")
         if self.steps < 1:
             raise EditError(f"steps must be >= 1, got {self.steps}")
-        pti.check_options(self.pti_steps, self.pti_lr, self.pti_locality, self.pti_radius)
+        pti.check_options(
+            self.pti_steps,
+            self.pti_lr,
+            self.pti_locality,
+            self.pti_radius,
+            self.pti_perceptual_weight,
+        )
 
 
 def find_transformers(source: str | os.PathLike | Mapping[str, str]) -> dict[str, Path]:

@@ -39,22 +39,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from faceedit.editing.pti_defaults import (  # noqa: F401  (re-exported)
+    AUTO_PERCEPTUAL,
+    DEFAULT_LOCALITY,
+    DEFAULT_LR,
+    DEFAULT_PERCEPTUAL,
+    DEFAULT_PERCEPTUAL_WEIGHT,
+    DEFAULT_RADIUS,
+    DEFAULT_STEPS,
+    PIXELS,
+)
 from faceedit.errors import CheckpointError, EditError
 from faceedit.losses import PerceptualDistance, feature_distance, multiscale_loss, psnr
-
-# defaults measured on held-out avatars (seed 5) with the shipped avatar-latent bundle:
-# see benchmarks/bench_pti.py and the bundle's card
-DEFAULT_STEPS = 150
-DEFAULT_LR = 1e-3
-DEFAULT_LOCALITY = 0.1
-DEFAULT_RADIUS = 0.3
-DEFAULT_PERCEPTUAL_WEIGHT = 1.0
-#: ``perceptual="auto"``: what each domain tunes with. Avatars: the multiscale pixel loss
-#: reconstructed 3 held-out avatars (seed 5) to 28.2 dB in 150 steps, avatar-oracle's
-#: features (weight 1 / 0.1 / 0.03) to 24.1 / 26.2 / 27.7 dB (benchmarks/bench_pti.py);
-#: the oracle stays an option (``perceptual="avatar-oracle"``)
-AUTO_PERCEPTUAL = {"avatar": "pixels", "ffhq": "pixels"}
-PIXELS = ("pixels", "none")
 
 
 @dataclass(eq=False)
@@ -74,7 +70,13 @@ class TuningResult:
     losses: list[float] = field(default_factory=list)
 
 
-def check_options(steps: int, lr: float, locality: float, radius: float) -> None:
+def check_options(
+    steps: int,
+    lr: float,
+    locality: float,
+    radius: float,
+    perceptual_weight: float = DEFAULT_PERCEPTUAL_WEIGHT,
+) -> None:
     """Raise :class:`EditError` for options that cannot tune."""
     if steps < 1:
         raise EditError(f"pti steps must be >= 1, got {steps}")
@@ -84,6 +86,8 @@ def check_options(steps: int, lr: float, locality: float, radius: float) -> None
         raise EditError(f"pti locality weight must be >= 0, got {locality}")
     if not 0 < radius <= 1:
         raise EditError(f"pti locality radius must be in (0, 1], got {radius}")
+    if not (perceptual_weight >= 0 and math.isfinite(perceptual_weight)):
+        raise EditError(f"pti perceptual weight must be >= 0, got {perceptual_weight}")
 
 
 def _distance(
@@ -128,9 +132,7 @@ def tune_generator(
     Returns:
         a :class:`TuningResult`.
     """
-    check_options(steps, lr, locality, radius)
-    if not (perceptual_weight >= 0 and math.isfinite(perceptual_weight)):
-        raise EditError(f"pti perceptual weight must be >= 0, got {perceptual_weight}")
+    check_options(steps, lr, locality, radius, perceptual_weight)
     device = G.w_avg.device
     target = target.detach().float().to(device)
     pivot = pivot.detach().float().to(device)
