@@ -267,11 +267,17 @@ def load_perceptual(spec: str, domain: str) -> tuple[nn.Module | None, str]:
         net = load_oracle_features(name)
     except CheckpointError as e:
         raise EditError(f"pti perceptual network: {e}") from None
-    from faceedit.eval.avatars import judge_role
-
-    if judge_role(net.oracle) == "evaluation judge":
+    if _is_evaluation_judge(getattr(net.oracle, "metadata", None) or {}):
         raise EditError(
             f"pti perceptual network {name}: an evaluation judge; tune with a training-side "
             "network (avatar-oracle) or pixels, so that the judge stays independent"
         )
     return net, name
+
+
+def _is_evaluation_judge(meta: dict) -> bool:
+    """Whether a model's metadata says it was trained only to judge (``train oracle --role
+    judge``): the same reading as :func:`faceedit.eval.avatars.judge_role`, which editing
+    may not import (it sits above)."""
+    trained_as = (meta.get("train_config") or {}).get("role")
+    return trained_as == "judge" or str(meta.get("role") or "").startswith("evaluation judge")

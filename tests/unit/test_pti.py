@@ -142,6 +142,9 @@ def test_an_oracle_perceptual_network_is_recorded_and_a_judge_refused(pipe):
     judged = pipe.with_options(invert="pti", pti_perceptual="avatar-judge")
     with pytest.raises(EditError, match="evaluation judge"):
         judged.perceptual_network()
+    for judge in ("avatar-judge", "avatar-judge-b"):  # both shipped evaluation judges
+        with pytest.raises(EditError, match="evaluation judge"):
+            pti.load_perceptual(judge, "avatar")
 
 
 def test_a_tuned_generator_saves_as_a_whole_generator(pipe, case, tmp_path):
