@@ -22,6 +22,13 @@ from faceedit.cli.common import (
     add_quiet,
 )
 from faceedit.cli.edit_grids import add_grid_arguments
+from faceedit.cli.inversion import (
+    INVERT_CHOICES,
+    add_pti_arguments,
+    check_pti_options,
+    load_pti_networks,
+    pti_options,
+)
 from faceedit.editing.methods import METHODS
 
 MODES = ("grid", "slide", "style")
@@ -144,10 +151,11 @@ def add_model_arguments(p: argparse.ArgumentParser, attr_required: bool = True) 
     p.add_argument("--classifier", help="latent classifier, for attribute scores")
     p.add_argument(
         "--invert",
-        choices=("auto", "encoder", "optimize"),
+        choices=INVERT_CHOICES,
         default="auto",
-        help="latent inversion: the encoder, or optimisation projection "
-        "(auto: the encoder when the model has one)",
+        help="latent inversion: the encoder, optimisation projection, or pivotal tuning "
+        "(pti: the generator tuned per face, slower, more faithful; auto: the encoder when "
+        "the model has one)",
     )
     p.add_argument("--steps", type=int, default=200, help="projection steps (--invert optimize)")
     p.add_argument("--space", choices=("w", "w+"), default="w+", help="projection space")
@@ -167,6 +175,7 @@ def add_model_arguments(p: argparse.ArgumentParser, attr_required: bool = True) 
         help="arithmetic of the networks: bf16 is faster on CPUs with AVX-512 BF16 or AMX, "
         "within a few 1/100 of the float32 image (see README, performance)",
     )
+    add_pti_arguments(p)
     add_device(p)
 
 
@@ -178,6 +187,7 @@ def build_editor(args: argparse.Namespace, check: bool = True):
     from faceedit.train.common import resolve_device
 
     edits = parse_attr_strengths(args.attr)
+    check_pti_options(args)
     device = resolve_device(args.device)
     if args.model is None and args.method == "latent" and not (args.generator or args.encoder):
         args.model = default_official_model()  # recorded, e.g. in a video's resume settings
@@ -195,7 +205,9 @@ def build_editor(args: argparse.Namespace, check: bool = True):
         blend=args.blend,
         seed=args.seed,
         precision=getattr(args, "precision", "float32"),
+        **pti_options(args),
     )
+    load_pti_networks(editor)
     return editor, editor.check_edits(edits) if check else edits
 
 
@@ -347,6 +359,12 @@ def run(args: argparse.Namespace) -> int:
         if args.method != "latent":
             raise FaceeditError(f"{codes[0]}: W+ codes are edited with --method latent")
         _refuse(args, "W+ codes", _PHOTO_ONLY + _GRID_ONLY + _LATENT_PARTS[2:])
+        if args.invert == "pti":
+            raise FaceeditError(
+                "W+ codes: are edited as they are, not inverted; for codes from "
+                "`faceedit invert --invert pti` pass the tuned generator written beside "
+                "them as --generator"
+            )
         from faceedit.cli.edit_codes import run_edit_codes
 
         return run_edit_codes(args)

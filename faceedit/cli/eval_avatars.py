@@ -13,6 +13,13 @@ from faceedit.cli.common import (
     load_judge,
     parse_strengths,
 )
+from faceedit.cli.inversion import (
+    INVERT_CHOICES,
+    add_pti_arguments,
+    check_pti_options,
+    load_pti_networks,
+    pti_options,
+)
 from faceedit.editing.methods import METHODS
 
 
@@ -40,8 +47,14 @@ def register(commands: Commands) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out avatars")
     p.add_argument("--strength", type=float, default=1.0, help="edit strength")
     p.add_argument("--attrs", help="comma-separated attributes (default: all the model edits)")
-    p.add_argument("--invert", choices=["auto", "encoder", "optimize"], default="auto")
+    p.add_argument(
+        "--invert",
+        choices=INVERT_CHOICES,
+        default="auto",
+        help="latent inversion (pti: pivotal tuning per avatar, see faceedit edit --help)",
+    )
     p.add_argument("--steps", type=int, default=100, help="projection steps (latent, optimize)")
+    add_pti_arguments(p)
     add_device(p)
     add_output(p, "output directory", metavar="DIR")
     add_quiet(p)
@@ -61,6 +74,7 @@ def register(commands: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from faceedit.editing.pipeline import build_editor
+    from faceedit.errors import FaceeditError
     from faceedit.eval.avatars import (
         editor_functions,
         evaluate_avatar_edits,
@@ -69,16 +83,26 @@ def run(args: argparse.Namespace) -> int:
     )
     from faceedit.train.common import resolve_device
 
-    oracle, dependent = load_judge(args, [args.model])
-    for note in dependent:
-        print(f"faceedit: note: {note}")
+    check_pti_options(args)
+    if args.invert == "pti" and (args.strengths or args.baseline != "none"):
+        raise FaceeditError(
+            "--invert pti: the strength sweep (--strengths, --baseline) renders codes with "
+            "the shipped generator; evaluate pivotal tuning at one --strength"
+        )
     editor = build_editor(
         args.method,
         args.model,
         device=resolve_device(args.device),
         invert=args.invert,
         steps=args.steps,
+        **pti_options(args),
     )
+    load_pti_networks(editor)
+    # the inversion's own networks (PTI's perceptual one) must not be the judge either
+    extra = getattr(editor.editor, "lineage", lambda: [])()
+    oracle, dependent = load_judge(args, [args.model, *(e["name"] for e in extra[:1])])
+    for note in dependent:
+        print(f"faceedit: note: {note}")
     known = [a for a in editor.attributes if a in oracle.config.attr_names]
     attrs = [a.strip() for a in args.attrs.split(",")] if args.attrs else known
     editor.check_edits({a: args.strength for a in attrs})
@@ -99,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     report.dependent_judge = dependent
+    report.inversion = editor.editor.settings()
     paths = write_report(report, args.output)
     print(report.table(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

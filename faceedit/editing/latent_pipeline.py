@@ -22,7 +22,8 @@ with a ``bundle.json`` naming them (paths relative to the directory; each part i
 :meth:`LatentPipeline.from_pretrained` reads one (by path or name, see
 :func:`faceedit.hub.resolve`), :meth:`~LatentPipeline.save_pretrained` writes one. The
 pipeline is a :class:`~faceedit.editing.base.CropEditor`: it inverts aligned crops
-(``invert="encoder"`` or ``"optimize"``), reconstructs and edits them with its
+(``invert="encoder"``, ``"optimize"`` or ``"pti"``: pivotal tuning, see
+:mod:`faceedit.editing.pti`), reconstructs and edits them with its
 transformers (the paper) or with any other
 :class:`~faceedit.editing.base.LatentEditMethod` it is given (:meth:`~LatentPipeline.using`:
 the bundle's linear directions, the InterFaceGAN baseline, are one).
@@ -42,11 +43,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from faceedit.editing import pti
 from faceedit.editing.base import CropEditor, CropEdits, EditError, Strength, resize_crops
 from faceedit.errors import CheckpointError
 from faceedit.hub import BUNDLE_FILE, read_bundle, resolve
 
-INVERSIONS = ("auto", "encoder", "optimize")
+INVERSIONS = ("auto", "encoder", "optimize", "pti")
 DOMAINS = ("ffhq", "avatar")
 DEFAULT_LAYERS = (0, 11)  # rows [0, 11) edited, as in the original's test.py
 
@@ -56,13 +58,25 @@ class Inversion:
     """How crops become codes.
 
     Attributes:
-        invert: ``"encoder"``, ``"optimize"`` or ``"auto"`` (the encoder when there is
-            one, else optimisation).
-        steps, space, lr: the projection's (``invert="optimize"``).
+        invert: ``"encoder"``, ``"optimize"``, ``"pti"`` or ``"auto"`` (the encoder when
+            there is one, else optimisation). ``"pti"``: pivotal tuning
+            (:mod:`faceedit.editing.pti`): the encoder's code (a projection's without
+            an encoder) is the pivot, and a copy of the generator is tuned per crop.
+        steps, space, lr: the projection's (``invert="optimize"``, and the pivot of
+            ``"pti"`` without an encoder).
         encoder_size: side the crop is resized to for a pSp/e4e encoder (256); encoders
             that name their input side (``img_resolution``) get that.
-        seed: seed of the projection's random exploration.
+        seed: seed of the projection's random exploration (and of PTI's locality codes).
         progress: show the projection's progress bar.
+        pti_steps, pti_lr: pivotal tuning's Adam steps and learning rate.
+        pti_locality: weight of PTI's locality regulariser (0: off).
+        pti_radius: how far towards random codes its locality codes lie (0..1].
+        pti_perceptual: its perceptual network: ``"auto"`` (the domain's default,
+            :data:`faceedit.editing.pti.AUTO_PERCEPTUAL`: pixels), ``"pixels"``
+            (multiscale pixel loss), torchvision VGG16 weights (``.pth``) or an avatar
+            oracle (path or name, e.g. the training-side ``avatar-oracle``); never an
+            evaluation judge.
+        pti_perceptual_weight: weight of its perceptual (or multiscale pixel) terms.
     """
 
     invert: str = "auto"
@@ -72,12 +86,25 @@ class Inversion:
     encoder_size: int = 256
     seed: int = 0
     progress: bool = False
+    pti_steps: int = pti.DEFAULT_STEPS
+    pti_lr: float = pti.DEFAULT_LR
+    pti_locality: float = pti.DEFAULT_LOCALITY
+    pti_radius: float = pti.DEFAULT_RADIUS
+    pti_perceptual: str = pti.DEFAULT_PERCEPTUAL
+    pti_perceptual_weight: float = pti.DEFAULT_PERCEPTUAL_WEIGHT
 
     def __post_init__(self) -> None:
         if self.invert not in INVERSIONS:
             raise EditError(f"invert {self.invert!r}: choose from {', '.join(INVERSIONS)}")
         if self.steps < 1:
             raise EditError(f"steps must be >= 1, got {self.steps}")
+        pti.check_options(
+            self.pti_steps,
+            self.pti_lr,
+            self.pti_locality,
+            self.pti_radius,
+            self.pti_perceptual_weight,
+        )
 
 
 def find_transformers(source: str | os.PathLike | Mapping[str, str]) -> dict[str, Path]:
@@ -178,6 +205,9 @@ class LatentPipeline(CropEditor):
             else:
                 self.transformer_paths[name] = Path(t)
         self._directions = directions
+        # PTI's perceptual networks by name, loaded on first use (shared by the
+        # pipelines with_options() makes)
+        self._perceptual: dict[str, tuple[nn.Module | None, str]] = {}
         self.inversion = self._checked(inversion or Inversion())
 
     # ----------------------------------------------------------------- loading
@@ -444,11 +474,12 @@ class LatentPipeline(CropEditor):
 
     @property
     def chains_codes(self) -> bool:
+        # a PTI code is no W+ code to start the next frame's projection from
         return self.inversion.invert == "optimize"
 
     def settings(self) -> dict[str, Any]:
         inv = self.inversion
-        return {
+        out = {
             "method": self.method,
             "invert": inv.invert,
             "steps": inv.steps,
@@ -457,6 +488,44 @@ class LatentPipeline(CropEditor):
             "seed": inv.seed,
             "layers": None if self.layers is None else list(self.layers),
         }
+        if inv.invert == "pti":
+            out["pti"] = {
+                "pivot": "encoder" if self.encoder is not None else "optimize",
+                "steps": inv.pti_steps,
+                "lr": inv.pti_lr,
+                "locality": inv.pti_locality,
+                "radius": inv.pti_radius,
+                "perceptual": self._perceptual_name(),
+                "perceptual_weight": inv.pti_perceptual_weight,
+            }
+        return out
+
+    def lineage(self) -> list[dict[str, Any]]:
+        """The networks its inversion adds to the models' own lineage: PTI's perceptual
+        network (role ``loss network``); ``[]`` for the other inversions or pixels."""
+        from faceedit.lineage import record
+
+        if self.inversion.invert != "pti" or self._perceptual_name() == "pixels":
+            return []
+        return record(
+            "loss network",
+            self._perceptual_name(),
+            note="perceptual loss of pivotal tuning (--invert pti), per edited image",
+        )
+
+    def _perceptual_name(self) -> str:
+        spec = self.inversion.pti_perceptual
+        if spec == "auto":
+            return pti.AUTO_PERCEPTUAL.get(self.domain, "pixels")
+        return "pixels" if spec in pti.PIXELS else spec
+
+    def perceptual_network(self) -> nn.Module | None:
+        """PTI's perceptual network (loaded once), or ``None`` for pixels."""
+        key = self._perceptual_name()
+        if key not in self._perceptual:
+            net, name = pti.load_perceptual(key, self.domain)
+            self._perceptual[key] = (None if net is None else net.to(self.device), name)
+        return self._perceptual[key][0]
 
     @torch.no_grad()
     def encode(self, crops: np.ndarray) -> torch.Tensor:
@@ -478,15 +547,74 @@ class LatentPipeline(CropEditor):
         """``ws [N, num_ws, w_dim]`` of aligned crops ``uint8 [N, S, S, 3]``.
 
         ``init``: start of the optimisation (e.g. the previous video frame's code); it
-        also turns off the random exploration at the start, which would undo that.
+        also turns off the random exploration at the start, which would undo that. With
+        ``invert="pti"`` the result is a :class:`~faceedit.editing.pti.TunedCode` (see
+        :meth:`tune`; ``init`` is then the pivot).
         """
-        from faceedit.data.images import uint8_to_tensor
-        from faceedit.editing.projection import project
-
         crops = np.asarray(crops)
         inv = self.inversion
         if inv.invert == "encoder":
             return self.encode(crops)
+        if inv.invert == "pti":
+            return self.tune(crops, init=init, seed=seed)
+        return self._project(crops, init, seed)
+
+    def tune(
+        self, crops: np.ndarray, init: torch.Tensor | None = None, seed: int | None = None
+    ) -> pti.TunedCode:
+        """Pivotal tuning of aligned crops ``uint8 [N, S, S, 3]``: one tuned copy of the
+        generator's synthesis per crop, around its pivot (``init``, else the encoder's
+        code, else a projection's). The shipped generator is never changed."""
+        from faceedit.data.images import uint8_to_tensor
+
+        crops = np.asarray(crops)
+        inv = self.inversion
+        if init is not None:
+            pivots = init.detach().float().to(self.device)
+        elif self.encoder is not None:
+            pivots = self.encode(crops)
+        else:
+            pivots = self._project(crops, None, seed)
+        if pivots.shape[0] != len(crops):
+            raise EditError(f"{pivots.shape[0]} pivot codes for {len(crops)} crops")
+        perceptual = self.perceptual_network()
+        G = self.generator
+        tuned = []
+        for i, crop in enumerate(crops):
+            target = uint8_to_tensor(resize_crops(crop[None], G.img_resolution)[0])
+            # every crop draws the same locality codes, as one crop alone would
+            gen = torch.Generator().manual_seed(inv.seed if seed is None else seed)
+            tuned.append(
+                pti.tune_generator(
+                    G,
+                    target.to(self.device),
+                    pivots[i : i + 1],
+                    steps=inv.pti_steps,
+                    lr=inv.pti_lr,
+                    perceptual=perceptual,
+                    locality=inv.pti_locality,
+                    radius=inv.pti_radius,
+                    perceptual_weight=inv.pti_perceptual_weight,
+                    generator=gen,
+                    progress=inv.progress,
+                )
+            )
+        return pti.TunedCode(
+            ws=pivots.detach().clone(),
+            synthesis=[t.synthesis for t in tuned],
+            psnr_pivot=[t.psnr_pivot for t in tuned],
+            psnr_tuned=[t.psnr_tuned for t in tuned],
+            perceptual=self._perceptual_name(),
+        )
+
+    def _project(
+        self, crops: np.ndarray, init: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
+        """``ws [N, num_ws, w_dim]`` of crops by optimisation projection, one by one."""
+        from faceedit.data.images import uint8_to_tensor
+        from faceedit.editing.projection import project
+
+        inv = self.inversion
         G = self.generator
         out = []
         for i, crop in enumerate(crops):
@@ -519,8 +647,16 @@ class LatentPipeline(CropEditor):
         img = self.generator.synthesis(ws, noise_mode="const").clamp(-1, 1)
         return resize_crops(tensor_to_uint8(img), self.crop_size)
 
-    def reconstruct(self, code: torch.Tensor) -> np.ndarray:
+    def reconstruct(self, code: torch.Tensor | pti.TunedCode) -> np.ndarray:
+        if isinstance(code, pti.TunedCode):
+            return self._render_tuned(code, code.ws)
         return self.render(code)
+
+    def _render_tuned(self, code: pti.TunedCode, ws: torch.Tensor) -> np.ndarray:
+        """Codes derived from ``code``'s pivots, each rendered by its crop's tuned network."""
+        from faceedit.data.images import tensor_to_uint8
+
+        return resize_crops(tensor_to_uint8(code.render(ws)), self.crop_size)
 
     @torch.no_grad()
     def edit_latents(self, ws: torch.Tensor, edits: Mapping[str, Strength]) -> torch.Tensor:
@@ -542,7 +678,12 @@ class LatentPipeline(CropEditor):
         )
         return {n: probs[:, i] for i, n in enumerate(names)}
 
-    def edit_codes(self, code: torch.Tensor, edits: Mapping[str, Strength]) -> CropEdits:
+    def edit_codes(
+        self, code: torch.Tensor | pti.TunedCode, edits: Mapping[str, Strength]
+    ) -> CropEdits:
+        if isinstance(code, pti.TunedCode):  # the edited pivots, by the tuned networks
+            edited = self.edit_latents(code.ws, edits)
+            return CropEdits(self._render_tuned(code, edited), edited, self.scores(edited))
         edited = self.edit_latents(code, edits)
         return CropEdits(self.render(edited), edited, self.scores(edited))
 

@@ -22,7 +22,21 @@ if TYPE_CHECKING:  # this module stays light: the CLI reads METHODS before torch
     from faceedit.editing.base import CropEditor
 
 # FaceEditor options that mean nothing to a method without inversion (AttGAN)
-INVERSION_OPTIONS = ("invert", "steps", "space", "lr", "encoder_size", "seed", "progress")
+INVERSION_OPTIONS = (
+    "invert",
+    "steps",
+    "space",
+    "lr",
+    "encoder_size",
+    "seed",
+    "progress",
+    "pti_steps",
+    "pti_lr",
+    "pti_locality",
+    "pti_radius",
+    "pti_perceptual",
+    "pti_perceptual_weight",
+)
 
 
 def latent_editor(

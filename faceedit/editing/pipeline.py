@@ -58,7 +58,8 @@ class FaceEdit:
     Attributes:
         face: the aligned face (crop, quad, landmarks); ``None`` for ``aligned`` input.
         edited_crop: ``uint8 [S, S, 3]``, the edited aligned crop.
-        ws: the inverted code ``[1, num_ws, w_dim]`` (latent methods), else ``None``.
+        ws: the inverted code ``[1, num_ws, w_dim]`` (latent methods; the pivot of a
+            PTI code), else ``None``.
         edited_ws: the edited code (latent methods), else ``None``.
         scores: attribute probabilities of the result ``{attr: float}`` (when a
             classifier is available).
@@ -210,11 +211,10 @@ class FaceEditor:
         with self._inference():
             out = self.editor.edit_codes(code, edits)
         scores = {k: float(v[0]) for k, v in out.scores.items()}
-        ws = code if isinstance(code, torch.Tensor) else None
         return FaceEdit(
             None,
             resize_crops(out.images, size)[0],
-            ws=ws,
+            ws=_ws_of(code),
             edited_ws=out.codes,
             scores=scores,
             code=code,
@@ -307,7 +307,7 @@ class FaceEditor:
             if edits is None:
                 with self._inference():
                     rec = resize_crops(self.editor.reconstruct(code), crop.shape[0])[0]
-                fe = FaceEdit(None, rec, ws=code if isinstance(code, torch.Tensor) else None)
+                fe = FaceEdit(None, rec, ws=_ws_of(code))
                 fe.code = code
             else:
                 fe = self.edit_crop(crop, edits, code=code)
@@ -336,6 +336,14 @@ class FaceEditor:
         """
         edits = self.check_edits(edits)
         return self.render(self.prepare(image, face_index, aligned), edits)
+
+
+def _ws_of(code) -> torch.Tensor | None:
+    """The W+ code of a crop's code: itself, a PTI code's pivot, else ``None``."""
+    if isinstance(code, torch.Tensor):
+        return code
+    ws = getattr(code, "ws", None)
+    return ws if isinstance(ws, torch.Tensor) else None
 
 
 def edit_photo(

@@ -101,6 +101,8 @@ class AvatarEvalReport:
     judge_role: str = ""  # "evaluation judge" or "training-side judge" (its metadata's role)
     # non-empty only with --allow-dependent-judge: what the judge was in the model's lineage
     dependent_judge: list[str] = field(default_factory=list)
+    # the editor's settings (CropEditor.settings: its inversion, e.g. PTI's loss network)
+    inversion: dict = field(default_factory=dict)
 
     def table(self) -> str:
         lines = [
