@@ -144,7 +144,10 @@ class AvatarEvalReport:
             f"{gain(self.region_gain_median)}"
         )
         if self.judge:
-            lines.append(f"\nJudged by {self.judge} ({self.judge_role or 'judge'})")
+            lines.append(
+                f"\nJudged by {self.judge} ({self.judge_role or 'judge'}); a target counts as "
+                f"changed when the judge gives the new value at least {CHANGE_CONFIDENCE:.0%}"
+            )
         for note in self.dependent_judge:
             lines.append(f"\n**Not an independent judge**: {note}")
         if self.psnr is not None:
