@@ -195,7 +195,7 @@ def infer_setting(
         "shortcut_layers": shortcut,
         "inject_layers": inject,
     }
-    if dec_out[-1] == 4:  # RGB + the mask channel of an edit-mask generator
+    if any(k.startswith("mask_layer.") for k in G_state):  # an edit-mask generator
         setting["edit_mask"] = True
     if D_state is not None:
         n_d = _count(D_state, "conv")

@@ -18,12 +18,12 @@ also takes per-attribute style controllers ``theta [N, n_attrs, style_dim]`` til
 the attributes, and the discriminator gets a third head ``fc_style`` that predicts them
 (the InfoGAN-style mutual-information term). ``style_dim = 0`` gives the release's keys.
 
-Extension (not in the paper): with ``edit_mask`` the decoder's last layer has a fourth
-output channel, a mask ``m [N, 1, H, W]`` in [0, 1] (sigmoid), and the output is
-``m * generated + (1 - m) * img``: pixels the mask leaves out are the input's, exactly,
-so the generator only redraws where it chooses to (spatial attention, as GANimation and
-attention-guided AttGAN variants do). The parameter keys are the release's; only the last
-decoder convolution's output width grows from 3 to 4.
+Extension (not in the paper): with ``edit_mask`` the decoder also draws a mask
+``m [N, 1, H, W]`` in [0, 1]: a second last layer ``mask_layer`` (a transposed conv + sigmoid
+beside the RGB one, reading the same features), and the output is ``m * generated + (1 -
+m) * img``: pixels the mask leaves out are the input's, exactly, so the generator only
+redraws where it chooses to (spatial attention, as GANimation and attention-guided AttGAN
+variants do). Every release key stays as it is; the mask adds ``mask_layer.*``.
 
 Images are ``[N, 3, H, W]`` in ``[-1, 1]``; attribute inputs are the scaled vector
 ``att_ = (att * 2 - 1) * thres_int`` (``[N, n_attrs]``).
@@ -314,11 +314,11 @@ class AttGANGenerator(ConfigModule):
                     n_in += enc_widths[n - 2 - i]
                 if i < self.inject_layers:
                     n_in += c.cond_dim
-            elif c.edit_mask:  # RGB + mask logits; decode_parts applies tanh / sigmoid
-                layers.append(conv_block(n_in, 4, "none", "none", transpose=True))
             else:
                 layers.append(conv_block(n_in, 3, "none", "tanh", transpose=True))
         self.dec_layers = nn.ModuleList(layers)
+        if c.edit_mask:  # reads what the RGB layer reads
+            self.mask_layer = conv_block(n_in, 1, "none", "sigmoid", transpose=True)
 
     def encode(self, img: torch.Tensor) -> list[torch.Tensor]:
         """``img [N, 3, H, W]`` -> feature maps, finest first (``[N, C_i, H/2^(i+1), ...]``)."""
@@ -360,15 +360,16 @@ class AttGANGenerator(ConfigModule):
         cond = self.condition(attrs, style, feats[-1].shape[0])
         z = torch.cat([feats[-1], _tile(cond, *feats[-1].shape[2:])], dim=1)
         n = len(self.dec_layers)
-        for i, layer in enumerate(self.dec_layers):
+        for i, layer in enumerate(self.dec_layers[:-1]):
             z = layer(z)
             if i < self.shortcut_layers:
                 z = torch.cat([z, feats[n - 2 - i]], dim=1)
             if i < self.inject_layers:
                 z = torch.cat([z, _tile(cond, *z.shape[2:])], dim=1)
+        generated = self.dec_layers[-1](z)
         if not self.config.edit_mask:
-            return z, None
-        return torch.tanh(z[:, :3]), torch.sigmoid(z[:, 3:4])
+            return generated, None
+        return generated, self.mask_layer(z)
 
     def forward(
         self, img: torch.Tensor, attrs: torch.Tensor, style: torch.Tensor | None = None
@@ -424,7 +425,10 @@ class AttGANGenerator(ConfigModule):
         matches the release's keys, so it is not meant to be saved.
         """
         folded = copy.deepcopy(self).eval()
-        for block in list(folded.enc_layers) + list(folded.dec_layers):
+        blocks = list(folded.enc_layers) + list(folded.dec_layers)
+        if self.config.edit_mask:
+            blocks.append(folded.mask_layer)
+        for block in blocks:
             _fold_block(block)
             first = block.layers[0]
             if isinstance(first, nn.ConvTranspose2d):

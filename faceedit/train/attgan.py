@@ -38,12 +38,12 @@ A learned edit mask (``edit_mask: true``, :mod:`faceedit.nets.attgan`): the gene
 output is ``m * generated + (1 - m) * input``, and ``lambda_mask * mean(m) +
 lambda_mask_tv * TV(m)`` over the edits' masks (``g/mask``, ``g/mask_tv``) keeps the mask
 to the pixels an edit has to redraw, so the rest of the avatar comes back exactly.
-``init_from`` an unmasked model adds the mask channel with zero weights and the bias
+``init_from`` an unmasked model adds the mask head with zero weights and the bias
 ``mask_init_logit`` (default 3: ``m = 0.95`` everywhere), so the run starts from the
 trained model's edits and the regulariser and the reconstruction loss pull the mask in
 where the input can be kept. (Starting low instead would start from the identity: the
 edits would vanish and the classification loss would have to grow them back through a
-nearly closed mask.)
+nearly closed mask.) ``mask_lr_mult`` gives the mask head a learning rate of its own.
 
 Checkpoints (:mod:`faceedit.train.checkpointing`: G, D, both optimisers, the step, both
 configs and RNG states) are written atomically; re-running the same command resumes.
@@ -146,6 +146,7 @@ class AttGANTrainConfig:
     lambda_mask: float = 1.0  # weight of the edits' mean mask (edit_mask only)
     lambda_mask_tv: float = 0.0  # weight of the edits' mask total variation (edit_mask only)
     mask_init_logit: float = 3.0  # mask bias when init_from adds the mask to an unmasked model
+    mask_lr_mult: float = 1.0  # the mask head's learning rate, in multiples of lr
     # bookkeeping
     n_samples: int = 16
     save_interval: int = 1000
@@ -177,6 +178,8 @@ class AttGANTrainConfig:
         for name in ("lambda_mask", "lambda_mask_tv"):
             if getattr(self, name) < 0:
                 raise FaceeditError(f"{name} {getattr(self, name)}: a loss weight, 0 or more")
+        if not self.mask_lr_mult > 0:
+            raise FaceeditError(f"mask_lr_mult {self.mask_lr_mult}: a positive multiple of lr")
         if not math.isfinite(self.mask_init_logit):
             raise FaceeditError(f"mask_init_logit {self.mask_init_logit}: a finite number")
         from faceedit.attributes import CONFLICT_RULES
@@ -453,7 +456,7 @@ def train_attgan(
         model = build_model(cfg).to(device)
         G, D = model.G, model.D
         betas = (cfg.beta1, cfg.beta2)
-        opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
+        opt_G = torch.optim.Adam(_generator_groups(G, cfg), lr=cfg.lr, betas=betas)
         opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=betas)
         step = 0
         if plan.checkpoint is not None:
@@ -514,7 +517,7 @@ def train_attgan(
                 lr = cfg.lr / 10 ** (epoch // max(1, cfg.lr_decay_epochs))
                 for opt in (opt_G, opt_D):
                     for group in opt.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_mult", 1.0)
             img_a, att_a = next(batches_iter)
             att_a = att_a.float()
             # all randomness is drawn on the CPU, so runs match across devices and resumes
@@ -583,6 +586,22 @@ def train_attgan(
     finally:
         cleanup_distributed(dist_info)
     return run_dir
+
+
+def _generator_groups(G: nn.Module, cfg: AttGANTrainConfig) -> list[dict[str, Any]]:
+    """Adam parameter groups: the generator, and its mask head at ``mask_lr_mult * lr``.
+
+    Why a rate of its own: a mask added to a trained generator starts from zero weights,
+    and at the fine-tuning rate Adam moves its logits too little per step for the mask to
+    find the edit regions within a short run."""
+    mask = list(G.mask_layer.parameters()) if G.config.edit_mask else []
+    ids = {id(p) for p in mask}
+    groups: list[dict[str, Any]] = [{"params": [p for p in G.parameters() if id(p) not in ids]}]
+    if mask:
+        groups.append(
+            {"params": mask, "lr": cfg.lr * cfg.mask_lr_mult, "lr_mult": cfg.mask_lr_mult}
+        )
+    return groups
 
 
 @dataclass(frozen=True)
@@ -721,11 +740,12 @@ def _init_from(model, source: str, mask_logit: float = 3.0) -> None:
 
 @torch.no_grad()
 def _open_mask(model, logit: float) -> None:
-    """Start a grown mask channel (the last decoder conv's 4th output) at a constant
-    ``sigmoid(logit)``: zero weights, so the mask reads nothing yet, and bias ``logit``."""
-    last = model.G.dec_layers[-1].layers[0]
-    last.weight[:, 3:].zero_()
-    last.bias[3:].fill_(logit)
+    """Start an added mask head (``G.mask_layer``, which :func:`_load_with_grown_inputs`
+    leaves as built) at a constant ``sigmoid(logit)``: zero weights, so the mask reads
+    nothing yet, and bias ``logit``."""
+    conv = model.G.mask_layer.layers[0]
+    conv.weight.zero_()
+    conv.bias.fill_(logit)
 
 
 def _grows_decoder_inputs(trained, wanted) -> bool:
@@ -758,16 +778,15 @@ def _load_with_grown_inputs(model, trained) -> None:
     channels as the last inputs of the next transposed convolution (weight ``[C_in,
     C_out, k, k]``); those new rows start at zero, so the grown generator computes
     exactly what the trained one does and fine-tuning learns how much to use them.
-    An added edit mask appends an output channel to the last convolution (weight dim 1,
-    bias), which starts at zero here too (:func:`_open_mask` sets its bias)."""
+    """
     grown = model.state_dict()
     for key, value in trained.state_dict().items():
         target = grown[key]
         if target.shape == value.shape:
             target.copy_(value)
-        else:  # decoder convolutions grow at the end of their input/output dims
+        else:  # only the input channels (dim 0) of a decoder convolution grow
             target.zero_()
-            target[tuple(slice(0, n) for n in value.shape)].copy_(value)
+            target[: value.shape[0]].copy_(value)
     model.load_state_dict(grown)
 
 

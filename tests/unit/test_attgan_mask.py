@@ -1,7 +1,8 @@
-"""The AttGAN edit mask: ``m * generated + (1 - m) * input`` from a fourth decoder output."""
+"""The AttGAN edit mask: ``m * generated + (1 - m) * input``, the mask from its own head."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -32,10 +33,10 @@ def _targets(n: int = 3, n_attrs: int = 4) -> torch.Tensor:
 
 def _set_mask_logit(G: AttGANGenerator, logit: float) -> None:
     """Make the mask the constant ``sigmoid(logit)``: no weights into it, only its bias."""
-    last = G.dec_layers[-1].layers[0]
+    conv = G.mask_layer.layers[0]
     with torch.no_grad():
-        last.weight[:, 3:].zero_()
-        last.bias[3:].fill_(logit)
+        conv.weight.zero_()
+        conv.bias.fill_(logit)
 
 
 @pytest.mark.parametrize("shortcut,inject", [(0, 0), (1, 1), (2, 1)])
@@ -57,30 +58,23 @@ def test_masked_generator_shapes_and_mask_range(shortcut: int, inject: int) -> N
 def test_without_the_mask_the_generator_keeps_the_release_layout() -> None:
     plain, masked = AttGANGenerator(tiny_g()), AttGANGenerator(tiny_g(edit_mask=True))
     ps, ms = plain.state_dict(), masked.state_dict()
-    assert list(ps) == list(ms)  # the same keys: only the last conv's output width differs
-    last = f"dec_layers.{len(plain.dec_layers) - 1}.layers.0"
-    for k in ps:
-        if k.startswith(last):
-            assert ms[k].shape[1 if k.endswith("weight") else 0] == 4
-            assert ps[k].shape[1 if k.endswith("weight") else 0] == 3
-        else:
-            assert ps[k].shape == ms[k].shape, k
+    # the masked generator has every release key, shaped alike, plus its mask head
+    assert all(ms[k].shape == v.shape for k, v in ps.items())
+    assert sorted(set(ms) - set(ps)) == ["mask_layer.layers.0.bias", "mask_layer.layers.0.weight"]
+    assert ms["mask_layer.layers.0.weight"].shape[1] == 1
     # without the mask, decode needs no image and every pixel is the decoder's
     x, b = _images(), _targets()
     out, mask = plain.forward_with_mask(x, b)
-    assert torch.equal(out, plain.decode(plain.encode(x), b)) and torch.equal(
-        mask, torch.ones_like(mask)
-    )
+    assert torch.equal(out, plain.decode(plain.encode(x), b))
+    assert torch.equal(mask, torch.ones_like(mask))
 
 
 def test_a_fully_open_mask_computes_the_unmasked_generator() -> None:
     torch.manual_seed(0)
     plain = AttGANGenerator(tiny_g()).eval()
     masked = AttGANGenerator(tiny_g(edit_mask=True)).eval()
-    grown = masked.state_dict()
-    for k, v in plain.state_dict().items():
-        grown[k][tuple(slice(0, n) for n in v.shape)] = v
-    masked.load_state_dict(grown)
+    missing = masked.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert all(k.startswith("mask_layer.") for k in missing)
     _set_mask_logit(masked, 1e4)  # sigmoid = 1 exactly
     x, b = _images(), _targets()
     with torch.no_grad():
@@ -105,7 +99,7 @@ def test_masked_fast_path_matches_and_backward_is_finite() -> None:
     (out.square().mean() + mask.mean()).backward()
     grads = [p.grad for p in G.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    mask_grad = G.dec_layers[-1].layers[0].weight.grad[:, 3]
+    mask_grad = G.mask_layer.layers[0].weight.grad
     assert mask_grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
     G.eval()
     x = x.detach()
@@ -128,7 +122,7 @@ def test_masked_model_round_trips_through_both_formats(tmp_path) -> None:
     assert loaded.config == model.config
     with torch.no_grad():
         assert torch.equal(loaded(x, b), want)
-    # a release-style file without setting.txt: the fourth output channel tells
+    # a release-style file without setting.txt: the mask head's keys tell
     (tmp_path / "rel").mkdir()
     release = save_release_checkpoint(model, tmp_path / "rel" / "weights.0.pth")
     rel = faceedit.load(release, attrs=list(model.attrs), img_size=32)
@@ -200,9 +194,27 @@ def test_masked_run_resumes_exactly(toy_data, tmp_path) -> None:  # noqa: F811
     assert all(a[s] == b[s] for s in (4, 5, 6))
 
 
+def test_the_mask_head_learns_at_its_own_rate(toy_data, tmp_path) -> None:  # noqa: F811
+    from faceedit.train.attgan import _generator_groups, build_model
+
+    cfg = tiny_cfg(toy_data, tmp_path / "r", edit_mask=True, mask_lr_mult=10.0, lr=1e-4)
+    G = build_model(cfg).G
+    rest, mask = _generator_groups(G, cfg)
+    assert {id(p) for p in mask["params"]} == {id(p) for p in G.mask_layer.parameters()}
+    assert len(rest["params"]) + len(mask["params"]) == len(list(G.parameters()))
+    run = train_attgan(dataclasses.replace(cfg, max_steps=2))
+    groups = torch.load(run / "checkpoint.pt")["optimizers"]["G"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3])
+
+
 @pytest.mark.parametrize(
     "field,value",
-    [("lambda_mask", -1.0), ("lambda_mask_tv", -0.1), ("mask_init_logit", float("nan"))],
+    [
+        ("lambda_mask", -1.0),
+        ("lambda_mask_tv", -0.1),
+        ("mask_init_logit", float("nan")),
+        ("mask_lr_mult", 0.0),
+    ],
 )
 def test_mask_settings_are_checked(toy_data, tmp_path, field, value) -> None:  # noqa: F811
     with pytest.raises(FaceeditError, match=field):
