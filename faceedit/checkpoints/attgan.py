@@ -121,6 +121,7 @@ def configs_from_setting(setting: dict[str, Any]):
         test_int=float(s.get("test_int", 1.0)),
         style_dim=style_dim,
         conflict_rules=str(s.get("conflict_rules", "release")),
+        edit_mask=bool(s.get("edit_mask", False)),
     )
     D = AttGANDiscriminatorConfig(
         dim=int(s.get("dis_dim", 64)),
@@ -194,6 +195,8 @@ def infer_setting(
         "shortcut_layers": shortcut,
         "inject_layers": inject,
     }
+    if any(k.startswith("mask_layer.") for k in G_state):  # an edit-mask generator
+        setting["edit_mask"] = True
     if D_state is not None:
         n_d = _count(D_state, "conv")
         last = D_state[f"conv.{n_d - 1}.layers.0.weight"].shape[0]
@@ -353,6 +356,8 @@ def setting_from_config(model) -> dict[str, Any]:
         out["style_dim"] = g.style_dim
     if g.conflict_rules != "release":
         out["conflict_rules"] = g.conflict_rules
+    if g.edit_mask:
+        out["edit_mask"] = True
     if d is not None:
         out.update(
             dis_dim=d.dim,

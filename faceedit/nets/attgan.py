@@ -18,6 +18,13 @@ also takes per-attribute style controllers ``theta [N, n_attrs, style_dim]`` til
 the attributes, and the discriminator gets a third head ``fc_style`` that predicts them
 (the InfoGAN-style mutual-information term). ``style_dim = 0`` gives the release's keys.
 
+Extension (not in the paper): with ``edit_mask`` the decoder also draws a mask
+``m [N, 1, H, W]`` in [0, 1]: a second last layer ``mask_layer`` (a transposed conv + sigmoid
+beside the RGB one, reading the same features), and the output is ``m * generated + (1 -
+m) * img``: pixels the mask leaves out are the input's, exactly, so the generator only
+redraws where it chooses to (spatial attention, as GANimation and attention-guided AttGAN
+variants do). Every release key stays as it is; the mask adds ``mask_layer.*``.
+
 Images are ``[N, 3, H, W]`` in ``[-1, 1]``; attribute inputs are the scaled vector
 ``att_ = (att * 2 - 1) * thres_int`` (``[N, n_attrs]``).
 
@@ -97,6 +104,8 @@ class AttGANGeneratorConfig:
     # which attributes an edit switches off with the one it switches on: a name in
     # faceedit.attributes.CONFLICT_RULES ("release": the release's rules for CelebA)
     conflict_rules: str = "release"
+    # a learned edit mask: the output keeps the input where the mask is 0 (off: the release)
+    edit_mask: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enc_norm", _norm_name(self.enc_norm))
@@ -308,6 +317,8 @@ class AttGANGenerator(ConfigModule):
             else:
                 layers.append(conv_block(n_in, 3, "none", "tanh", transpose=True))
         self.dec_layers = nn.ModuleList(layers)
+        if c.edit_mask:  # reads what the RGB layer reads
+            self.mask_layer = conv_block(n_in, 1, "none", "sigmoid", transpose=True)
 
     def encode(self, img: torch.Tensor) -> list[torch.Tensor]:
         """``img [N, 3, H, W]`` -> feature maps, finest first (``[N, C_i, H/2^(i+1), ...]``)."""
@@ -324,24 +335,56 @@ class AttGANGenerator(ConfigModule):
         feats: list[torch.Tensor],
         attrs: torch.Tensor,
         style: torch.Tensor | None = None,
+        img: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Features from :meth:`encode` + ``attrs [N, n_attrs]`` (+ ``style [N, n_attrs,
-        style_dim]`` when ``style_dim > 0``, zeros if omitted) -> ``img [N, 3, H, W]``."""
+        style_dim]`` when ``style_dim > 0``, zeros if omitted) -> ``img [N, 3, H, W]``.
+
+        With ``edit_mask`` the source ``img [N, 3, H, W]`` is required: the output is
+        ``m * generated + (1 - m) * img`` (:meth:`decode_parts`, :func:`compose_edit`)."""
+        generated, mask = self.decode_parts(feats, attrs, style)
+        if mask is None:
+            return generated
+        if img is None:
+            raise ValueError("a generator with an edit mask needs the source img to decode")
+        return compose_edit(img, generated, mask)
+
+    def decode_parts(
+        self,
+        feats: list[torch.Tensor],
+        attrs: torch.Tensor,
+        style: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(generated [N, 3, H, W] in [-1, 1], mask [N, 1, H, W] in [0, 1] or None)``:
+        the decoder's drawing and, with ``edit_mask``, where it is to replace the input."""
         cond = self.condition(attrs, style, feats[-1].shape[0])
         z = torch.cat([feats[-1], _tile(cond, *feats[-1].shape[2:])], dim=1)
         n = len(self.dec_layers)
-        for i, layer in enumerate(self.dec_layers):
+        for i, layer in enumerate(self.dec_layers[:-1]):
             z = layer(z)
             if i < self.shortcut_layers:
                 z = torch.cat([z, feats[n - 2 - i]], dim=1)
             if i < self.inject_layers:
                 z = torch.cat([z, _tile(cond, *z.shape[2:])], dim=1)
-        return z
+        generated = self.dec_layers[-1](z)
+        if not self.config.edit_mask:
+            return generated, None
+        return generated, self.mask_layer(z)
 
     def forward(
         self, img: torch.Tensor, attrs: torch.Tensor, style: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.decode(self.encode(img), attrs, style)
+        return self.decode(self.encode(img), attrs, style, img=img)
+
+    def forward_with_mask(
+        self, img: torch.Tensor, attrs: torch.Tensor, style: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(output [N, 3, H, W], mask [N, 1, H, W])``; without ``edit_mask`` the mask is
+        all ones (every pixel is the decoder's)."""
+        generated, mask = self.decode_parts(self.encode(img), attrs, style)
+        if mask is None:
+            return generated, torch.ones_like(generated[:, :1])
+        return compose_edit(img, generated, mask), mask
 
     def condition(
         self, attrs: torch.Tensor, style: torch.Tensor | None, batch: int
@@ -382,7 +425,10 @@ class AttGANGenerator(ConfigModule):
         matches the release's keys, so it is not meant to be saved.
         """
         folded = copy.deepcopy(self).eval()
-        for block in list(folded.enc_layers) + list(folded.dec_layers):
+        blocks = list(folded.enc_layers) + list(folded.dec_layers)
+        if self.config.edit_mask:
+            blocks.append(folded.mask_layer)
+        for block in blocks:
             _fold_block(block)
             first = block.layers[0]
             if isinstance(first, nn.ConvTranspose2d):
@@ -395,6 +441,12 @@ class AttGANGenerator(ConfigModule):
         for p in folded.parameters():
             p.requires_grad_(False)
         return folded
+
+
+def compose_edit(img: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mask * generated + (1 - mask) * img``: ``img, generated [N, 3, H, W]``, ``mask
+    [N, 1, H, W]`` in [0, 1]. Where the mask is exactly 0 the input comes back bit for bit."""
+    return mask * generated + (1 - mask) * img
 
 
 def _fold_block(block: _Block) -> None:
@@ -651,6 +703,7 @@ __all__ = [
     "AttGANGeneratorConfig",
     "DEFAULT_ATTRS",
     "SwitchNorm2d",
+    "compose_edit",
     "fast_generate",
     "scale_attrs",
 ]

@@ -34,6 +34,17 @@ Three additions for fine-tuning (none is in the release):
   only, reads any out-of-domain pattern where hair should vanish as "bald"; taught that
   such edits still show the source, it keeps asking the generator for a real change.
 
+A learned edit mask (``edit_mask: true``, :mod:`faceedit.nets.attgan`): the generator's
+output is ``m * generated + (1 - m) * input``, and ``lambda_mask * mean(m) +
+lambda_mask_tv * TV(m)`` over the edits' masks (``g/mask``, ``g/mask_tv``) keeps the mask
+to the pixels an edit has to redraw, so the rest of the avatar comes back exactly.
+``init_from`` an unmasked model adds the mask head with zero weights and the bias
+``mask_init_logit`` (default 3: ``m = 0.95`` everywhere), so the run starts from the
+trained model's edits and the regulariser and the reconstruction loss pull the mask in
+where the input can be kept. (Starting low instead would start from the identity: the
+edits would vanish and the classification loss would have to grow them back through a
+nearly closed mask.) ``mask_lr_mult`` gives the mask head a learning rate of its own.
+
 Checkpoints (:mod:`faceedit.train.checkpointing`: G, D, both optimisers, the step, both
 configs and RNG states) are written atomically; re-running the same command resumes.
 Randomness per step comes from a generator seeded by ``(seed, step, rank)``, so a
@@ -131,6 +142,11 @@ class AttGANTrainConfig:
     cls_blur: float = 0.0  # > 0: blur (sigma, px) under the generator's classification loss
     cls_fake: float = 0.0  # > 0: weight of the head's loss on edits, read as their source
     init_from: str = ""  # start from this model's G and D (model dir, shipped name, run dir)
+    edit_mask: bool = False  # the generator also draws a mask; outside it the input is kept
+    lambda_mask: float = 1.0  # weight of the edits' mean mask (edit_mask only)
+    lambda_mask_tv: float = 0.0  # weight of the edits' mask total variation (edit_mask only)
+    mask_init_logit: float = 3.0  # mask bias when init_from adds the mask to an unmasked model
+    mask_lr_mult: float = 1.0  # the mask head's learning rate, in multiples of lr
     # bookkeeping
     n_samples: int = 16
     save_interval: int = 1000
@@ -159,6 +175,13 @@ class AttGANTrainConfig:
             raise FaceeditError(f"cls_blur {self.cls_blur}: a blur sigma from 0 to 8 pixels")
         if self.cls_fake < 0:
             raise FaceeditError(f"cls_fake {self.cls_fake}: a loss weight, 0 (off) or more")
+        for name in ("lambda_mask", "lambda_mask_tv"):
+            if getattr(self, name) < 0:
+                raise FaceeditError(f"{name} {getattr(self, name)}: a loss weight, 0 or more")
+        if not self.mask_lr_mult > 0:
+            raise FaceeditError(f"mask_lr_mult {self.mask_lr_mult}: a positive multiple of lr")
+        if not math.isfinite(self.mask_init_logit):
+            raise FaceeditError(f"mask_init_logit {self.mask_init_logit}: a finite number")
         from faceedit.attributes import CONFLICT_RULES
 
         if self.conflict_rules not in CONFLICT_RULES:
@@ -251,6 +274,14 @@ def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def mask_tv(mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of neighbouring mask pixels (``mask [N, 1, H, W]``), across
+    and down: low for a few solid regions, high for speckle."""
+    dh = (mask[:, :, 1:] - mask[:, :, :-1]).abs().mean()
+    dw = (mask[:, :, :, 1:] - mask[:, :, :, :-1]).abs().mean()
+    return dh + dw
+
+
 def draw_blur_sigma(cfg: AttGANTrainConfig, gen: torch.Generator) -> float:
     """This step's classifier blur: uniform in ``[cls_blur / 2, cls_blur]`` (0: off)."""
     if cfg.cls_blur <= 0:
@@ -280,10 +311,17 @@ class _GenStep(nn.Module):
         self.G = G
 
     def forward(self, img, att_b_, att_a_, style):
+        """-> ``(fake, recon, mask of fake)``; the mask is None without ``edit_mask``."""
+        from faceedit.nets.attgan import compose_edit
+
         feats = self.G.encode(img)
-        fake = self.G.decode(feats, att_b_, style)
-        recon = self.G.decode(feats, att_a_, None if style is None else torch.zeros_like(style))
-        return fake, recon
+        gen_b, mask_b = self.G.decode_parts(feats, att_b_, style)
+        gen_a, mask_a = self.G.decode_parts(
+            feats, att_a_, None if style is None else torch.zeros_like(style)
+        )
+        if mask_b is None:
+            return gen_b, gen_a, None
+        return compose_edit(img, gen_b, mask_b), compose_edit(img, gen_a, mask_a), mask_b
 
 
 class _DisStep(nn.Module):
@@ -418,7 +456,7 @@ def train_attgan(
         model = build_model(cfg).to(device)
         G, D = model.G, model.D
         betas = (cfg.beta1, cfg.beta2)
-        opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
+        opt_G = torch.optim.Adam(_generator_groups(G, cfg), lr=cfg.lr, betas=betas)
         opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=betas)
         step = 0
         if plan.checkpoint is not None:
@@ -432,7 +470,7 @@ def train_attgan(
             step = int(ck.step)
             restore_rng(ck.rng)
         elif cfg.init_from:
-            _init_from(model, cfg.init_from)
+            _init_from(model, cfg.init_from, mask_logit=cfg.mask_init_logit)
         lineage = init_lineage(cfg.init_from)
 
         g_step, d_step = _GenStep(G), _DisStep(D)
@@ -479,7 +517,7 @@ def train_attgan(
                 lr = cfg.lr / 10 ** (epoch // max(1, cfg.lr_decay_epochs))
                 for opt in (opt_G, opt_D):
                     for group in opt.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_mult", 1.0)
             img_a, att_a = next(batches_iter)
             att_a = att_a.float()
             # all randomness is drawn on the CPU, so runs match across devices and resumes
@@ -548,6 +586,22 @@ def train_attgan(
     finally:
         cleanup_distributed(dist_info)
     return run_dir
+
+
+def _generator_groups(G: nn.Module, cfg: AttGANTrainConfig) -> list[dict[str, Any]]:
+    """Adam parameter groups: the generator, and its mask head at ``mask_lr_mult * lr``.
+
+    Why a rate of its own: a mask added to a trained generator starts from zero weights,
+    and at the fine-tuning rate Adam moves its logits too little per step for the mask to
+    find the edit regions within a short run."""
+    mask = list(G.mask_layer.parameters()) if G.config.edit_mask else []
+    ids = {id(p) for p in mask}
+    groups: list[dict[str, Any]] = [{"params": [p for p in G.parameters() if id(p) not in ids]}]
+    if mask:
+        groups.append(
+            {"params": mask, "lr": cfg.lr * cfg.mask_lr_mult, "lr_mult": cfg.mask_lr_mult}
+        )
+    return groups
 
 
 @dataclass(frozen=True)
@@ -624,7 +678,7 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
     for p in D.parameters():
         p.requires_grad_(False)
     try:
-        fake, recon = g_step(img_a, x.att_b_, x.att_a_, style)
+        fake, recon, mask = g_step(img_a, x.att_b_, x.att_a_, style)
         d_fake, dc_fake, sty_fake = d_plain(fake)
         if sigma > 0:  # judged through a blur, pixel noise cannot meet the loss
             dc_fake = d_plain(gaussian_blur(fake, sigma))[1]
@@ -633,6 +687,10 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
         gr = F.l1_loss(recon, img_a)
         loss = gf + cfg.lambda_2 * gc + cfg.lambda_1 * gr
         out = {"g/adv": gf, "g/cls": gc, "g/rec": gr}
+        if mask is not None:
+            gm, gtv = mask.mean(), mask_tv(mask)
+            loss = loss + cfg.lambda_mask * gm + cfg.lambda_mask_tv * gtv
+            out["g/mask"], out["g/mask_tv"] = gm, gtv
         if style is not None and sty_fake is not None:
             gs = style_loss(sty_fake, style, att_b)
             loss = loss + cfg.lambda_style * gs
@@ -647,9 +705,10 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
     return {k: float(v.detach()) for k, v in out.items()}
 
 
-def _init_from(model, source: str) -> None:
+def _init_from(model, source: str, mask_logit: float = 3.0) -> None:
     """Copy G and D of a trained AttGAN into ``model``: the same architecture, or one
-    whose decoder takes more inputs (see :func:`_load_with_grown_inputs`)."""
+    whose decoder takes more inputs (see :func:`_load_with_grown_inputs`) and/or adds an
+    edit mask to an unmasked generator (its mask starts at ``sigmoid(mask_logit)``)."""
     from faceedit.checkpoints.attgan import load_trained
     from faceedit.nets.attgan import AttGAN
 
@@ -662,15 +721,31 @@ def _init_from(model, source: str) -> None:
         raise FaceeditError(
             f"init_from {source}: needs an AttGAN with its discriminator, not {what}"
         )
-    if trained.config == model.config:
+    wanted = model.config
+    adds_mask = wanted.G.edit_mask and not trained.config.G.edit_mask
+    if adds_mask:  # compare the rest of the architecture as if the mask were off
+        wanted = dataclasses.replace(wanted, G=dataclasses.replace(wanted.G, edit_mask=False))
+    if trained.config == wanted and not adds_mask:
         model.load_state_dict(trained.state_dict())
-    elif _grows_decoder_inputs(trained.config, model.config):
+    elif trained.config == wanted or _grows_decoder_inputs(trained.config, wanted):
         _load_with_grown_inputs(model, trained)
+        if adds_mask:
+            _open_mask(model, mask_logit)
     else:
         raise FaceeditError(
             f"init_from {source}: its architecture differs from this config "
-            f"({_first_difference(trained.config, model.config)})"
+            f"({_first_difference(trained.config, wanted)})"
         )
+
+
+@torch.no_grad()
+def _open_mask(model, logit: float) -> None:
+    """Start an added mask head (``G.mask_layer``, which :func:`_load_with_grown_inputs`
+    leaves as built) at a constant ``sigmoid(logit)``: zero weights, so the mask reads
+    nothing yet, and bias ``logit``."""
+    conv = model.G.mask_layer.layers[0]
+    conv.weight.zero_()
+    conv.bias.fill_(logit)
 
 
 def _grows_decoder_inputs(trained, wanted) -> bool:
@@ -702,7 +777,8 @@ def _load_with_grown_inputs(model, trained) -> None:
     through more shortcuts and/or the attributes injected into more layers. Both append
     channels as the last inputs of the next transposed convolution (weight ``[C_in,
     C_out, k, k]``); those new rows start at zero, so the grown generator computes
-    exactly what the trained one does and fine-tuning learns how much to use them."""
+    exactly what the trained one does and fine-tuning learns how much to use them.
+    """
     grown = model.state_dict()
     for key, value in trained.state_dict().items():
         target = grown[key]
