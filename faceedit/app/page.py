@@ -475,6 +475,10 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
@@ -509,7 +513,7 @@ def serve(
         app = build_app(backend, method=method, model=model)
         if block and hasattr(signal, "SIGTERM"):
             # a terminated server cleans up as an interrupted one does
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+            signal.signal(signal.SIGTERM, _interrupt)
         app.launch(
             server_name=host,
             server_port=port,
