@@ -245,7 +245,7 @@ def build_app(backend: Backend | None = None, method: str = "latent", model: str
             return keep(f"{_fail(e)} (still editing {current.name} with {current.model})")
         return prepared(session)
 
-    def on_edit(session, face, *values, request: gr.Request):
+    def on_edit(request: gr.Request, session, face, *values):
         if session is None:
             return None, "Error: choose a photo first (upload one or use the sample)", None
         strengths = dict(zip(session.attributes, values, strict=False))
