@@ -13,7 +13,8 @@ from faceedit.errors import FaceeditError
 def register(commands: Commands) -> None:
     p = commands.add(
         "serve",
-        "web demo: upload a photo, move a slider per attribute (needs faceedit[web])",
+        "web page: an avatar studio on the shipped models, photo edits with the official "
+        "ones (needs faceedit[web])",
         run,
     )
     p.add_argument(
@@ -37,12 +38,12 @@ def register(commands: Commands) -> None:
         help="ask for this user and password (or set FACEEDIT_SERVE_AUTH=USER:PASSWORD, "
         "which keeps it out of the process list)",
     )
-    p.add_argument("--method", choices=list(METHODS), default="latent", help="photo tab's")
+    p.add_argument("--method", choices=list(METHODS), default="latent", help="the photo tab's method")
     p.add_argument(
         "--model",
         default=None,
-        help="the photo tab's default model: a downloaded model's name, a bundle directory "
-        "or checkpoint (default: the first official model in the cache)",
+        help="the photo tab's model: a downloaded model's name, a bundle directory or "
+        "checkpoint (none: the first official model in the cache)",
     )
     p.add_argument(
         "--steps", type=int, default=40, help="projection steps when a model has no encoder"

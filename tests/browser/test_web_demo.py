@@ -40,6 +40,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 90  # seconds: a cold start on a busy 2-core machine
+SERVER_TMP: dict[str, Path] = {}  # the server's temporary folder (its TMPDIR)
 
 
 def _grace() -> Path:
@@ -89,7 +90,9 @@ def server(tmp_path_factory):
         GRADIO_TEMP_DIR=str(cache / "gradio"),
         OMP_NUM_THREADS="1",
         NO_PROXY="127.0.0.1,localhost",
+        TMPDIR=str(SERVER_TMP.setdefault("dir", cache / "tmp")),
     )
+    (cache / "tmp").mkdir()
     log = (cache / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "faceedit", "serve", "--port", str(port), "--max-upload-mb", "2",
@@ -120,6 +123,8 @@ def server(tmp_path_factory):
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+    # the server removes everything it wrote when it stops
+    assert list((cache / "tmp").glob("faceedit-serve-*")) == []
 
 
 @pytest.fixture(scope="module")
@@ -418,3 +423,16 @@ def test_photo_video_tab(server: str, browser, tmp_path: Path) -> None:
     _wait(driver, lambda d: d.find_elements("css selector", "#video-result video"),
           "the video player")  # fmt: skip
     _shot(driver, "photo_video")
+
+
+def test_a_closed_session_leaves_no_files(server: str, browser) -> None:
+    """The clips and results of the tabs above were written into per-session folders;
+    once the browser leaves the page they are removed."""
+    (work,) = SERVER_TMP["dir"].glob("faceedit-serve-*")
+    assert list((work / "sessions").iterdir())  # the video tabs wrote there
+    browser.get("about:blank")
+
+    def emptied(_) -> bool:
+        return not any(p.is_file() for p in (work / "sessions").rglob("*"))
+
+    _wait(browser, emptied, "the sessions' files to go", timeout=WAIT)
