@@ -38,7 +38,9 @@ def register(commands: Commands) -> None:
         help="ask for this user and password (or set FACEEDIT_SERVE_AUTH=USER:PASSWORD, "
         "which keeps it out of the process list)",
     )
-    p.add_argument("--method", choices=list(METHODS), default="latent", help="the photo tab's method")
+    p.add_argument(
+        "--method", choices=list(METHODS), default="latent", help="the photo tab's method"
+    )
     p.add_argument(
         "--model",
         default=None,
