@@ -20,6 +20,13 @@ DOWNLOAD_COMMANDS = (
 )  # fmt: skip
 
 
+#: the methods that run a bundle of each "method"; a bundle with "directions" runs the
+#: linear baseline too; an AttGAN release folder runs AttGAN
+BUNDLE_METHODS = {"latent": ("latent",), "attgan": ("attgan",)}
+WITH_DIRECTIONS = ("linear",)
+RELEASE_METHODS = ("attgan",)
+
+
 def _is_attgan_release(path: Path) -> bool:
     if not path.is_dir():
         return False
@@ -42,13 +49,13 @@ def official_photo_models() -> dict[str, tuple[str, ...]]:
                 continue
             if spec.get("domain", "ffhq") == "avatar":
                 continue
-            method = spec.get("method", "latent")
-            if method == "latent":
-                out[entry.name] = ("latent", "linear") if spec.get("directions") else ("latent",)
-            elif method == "attgan":
-                out[entry.name] = ("attgan",)
+            runs = BUNDLE_METHODS.get(spec.get("method", "latent"), ())
+            if runs and spec.get("directions"):
+                runs += WITH_DIRECTIONS
+            if runs:
+                out[entry.name] = runs
         elif _is_attgan_release(path):
-            out[entry.name] = ("attgan",)
+            out[entry.name] = RELEASE_METHODS
     return out
 
 

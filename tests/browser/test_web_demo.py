@@ -260,10 +260,10 @@ def test_avatar_studio(server: str, browser, tmp_path: Path) -> None:
 
     # each slider goes the way that flips what the judge sees
     want = {a: -1 if before[a][0] > 0.5 else 1 for a in ("Smiling", "Eyeglasses")}
-    _drag(driver, "studio-Smiling", 60 * want["Smiling"])
+    _drag(driver, "studio-Smiling", 30 * want["Smiling"])
     _wait(driver, lambda d: "Edited: Smiling" in _text(d, "studio-status"), "the first edit",
           status=studio)  # fmt: skip
-    _drag(driver, "studio-Eyeglasses", 60 * want["Eyeglasses"])
+    _drag(driver, "studio-Eyeglasses", 30 * want["Eyeglasses"])
     _wait(driver, lambda d: "Eyeglasses" in _text(d, "studio-status").partition("Edited:")[2],
           "the second edit", status=studio)  # fmt: skip
     _wait(driver, lambda d: "region gain" in _text(d, "studio-truth-status")
