@@ -13,20 +13,39 @@ from faceedit.errors import FaceeditError
 def register(commands: Commands) -> None:
     p = commands.add(
         "serve",
-        "web demo: upload a photo, move a slider per attribute (needs faceedit[web])",
+        "web page: an avatar studio on the shipped models, photo edits with the official "
+        "ones (needs faceedit[web])",
         run,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: local only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: local only); off loopback the model box takes only "
+        "shipped and downloaded model names",
+    )
     p.add_argument("--port", type=int, default=7860)
     p.add_argument(
         "--max-upload-mb", type=float, default=10.0, help="largest photo accepted, in MB"
     )
-    p.add_argument("--method", choices=list(METHODS), default="latent")
+    p.add_argument(
+        "--allow-paths",
+        action="store_true",
+        help="off loopback, let the model box load any path on this machine too",
+    )
+    p.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        help="ask for this user and password (or set FACEEDIT_SERVE_AUTH=USER:PASSWORD, "
+        "which keeps it out of the process list)",
+    )
+    p.add_argument(
+        "--method", choices=list(METHODS), default="latent", help="the photo tab's method"
+    )
     p.add_argument(
         "--model",
         default=None,
-        help="default model: a bundle directory or checkpoint (default: the bundled demo "
-        "model, random weights until trained models ship)",
+        help="the photo tab's model: a downloaded model's name, a bundle directory or "
+        "checkpoint (none: the first official model in the cache)",
     )
     p.add_argument(
         "--steps", type=int, default=40, help="projection steps when a model has no encoder"
@@ -45,10 +64,16 @@ def run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401
     except ImportError:
         raise FaceeditError("faceedit serve needs Gradio: pip install 'faceedit[web]'") from None
-    from faceedit.app import serve
+    from faceedit.app import AccessPolicy, serve
+    from faceedit.app.page import parse_auth
     from faceedit.train.common import resolve_device
 
+    auth = parse_auth(args.auth or os.environ.get("FACEEDIT_SERVE_AUTH"))
+    policy = AccessPolicy.for_host(args.host, args.allow_paths)
     print(f"faceedit serve: http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
+    print(f"faceedit serve: {policy.describe()}", flush=True)
+    if policy.remote and auth is None:
+        print("faceedit serve: no sign-in (--auth USER:PASSWORD to ask for one)", flush=True)
     serve(
         host=args.host,
         port=args.port,
@@ -57,5 +82,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         method=args.method,
         device=str(resolve_device(args.device)),
+        auth=auth,
+        policy=policy,
     )
     return 0

@@ -98,7 +98,10 @@ CONSUMERS = [
     "eval/avatars.py",
     "eval/demo.py",
     "eval/avatar_sweep.py",
-    "app.py",
+    "app/backend.py",
+    "app/page.py",
+    "app/photo.py",
+    "app/studio.py",
 ]
 
 
