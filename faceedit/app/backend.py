@@ -224,8 +224,14 @@ class Backend:
         workdir: Path | None = None,
         device: str = "cpu",
         policy: AccessPolicy | None = None,
+        invert: str = "auto",
+        inversion: dict | None = None,
     ):
         self.steps = steps
+        # how latent models invert (auto: the encoder; pti: pivotal tuning per image) and
+        # the tuning's options (``pti_steps``, ...); AttGAN ignores both
+        self.invert = invert
+        self.inversion = dict(inversion or {})
         self.device = device
         self.policy = policy or AccessPolicy()
         self.max_upload_mb = max_upload_mb
@@ -303,10 +309,11 @@ class Backend:
                         method,
                         path,
                         device=self.device,
-                        invert="auto",
+                        invert=self.invert,
                         steps=self.steps,
                         seed=0,
                         name=typed,
+                        **self.inversion,
                     )
                 except Exception as e:  # noqa: BLE001 - any loader failure is one line
                     if not isinstance(e, FaceeditError | OSError | ValueError | KeyError):

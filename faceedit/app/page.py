@@ -491,20 +491,30 @@ def serve(
     auth: tuple[str, str] | None = None,
     policy: AccessPolicy | None = None,
     block: bool = True,
+    invert: str = "auto",
+    inversion: dict | None = None,
 ):
     """Build and run the page; models run on ``device``.
 
     Off loopback the model box takes only shipped and downloaded names unless
     ``allow_paths`` (``policy`` overrides the host's). Everything the server writes goes
     into one temporary directory (uploads too: ``GRADIO_TEMP_DIR`` points there), removed
-    when it stops. With ``block=False`` returns ``(app, backend)`` running in the
+    when it stops. ``invert``/``inversion``: how latent models invert (``"pti"``: pivotal
+    tuning, with :class:`~faceedit.editing.latent_pipeline.Inversion` options such as
+    ``pti_steps``). With ``block=False`` returns ``(app, backend)`` running in the
     background (the caller closes both); otherwise blocks until interrupted.
     """
     policy = policy or AccessPolicy.for_host(host, allow_paths)
     workdir = Path(tempfile.mkdtemp(prefix="faceedit-serve-"))
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "uploads")
     backend = Backend(
-        steps=steps, max_upload_mb=max_upload_mb, device=device, workdir=workdir, policy=policy
+        steps=steps,
+        max_upload_mb=max_upload_mb,
+        device=device,
+        workdir=workdir,
+        policy=policy,
+        invert=invert,
+        inversion=inversion,
     )
     atexit.register(backend.close)
     try:

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from faceedit.cli.common import Commands, add_device
+from faceedit.cli.inversion import add_pti_arguments, check_pti_options, pti_options
 from faceedit.editing.methods import METHODS
 from faceedit.errors import FaceeditError
 
@@ -50,6 +51,14 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--steps", type=int, default=40, help="projection steps when a model has no encoder"
     )
+    p.add_argument(
+        "--invert",
+        choices=("auto", "pti"),
+        default="auto",
+        help="how latent models invert a face: auto (the encoder) or pti (the generator "
+        "tuned per image: slower, more faithful; see faceedit edit --help)",
+    )
+    add_pti_arguments(p)
     add_device(p)
 
 
@@ -58,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise FaceeditError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     if not 0 < args.port < 65536:
         raise FaceeditError(f"--port must be in 1..65535, got {args.port}")
+    check_pti_options(args)
     # a local tool: no usage analytics sent from the user's machine
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
@@ -84,5 +94,7 @@ def run(args: argparse.Namespace) -> int:
         device=str(resolve_device(args.device)),
         auth=auth,
         policy=policy,
+        invert=args.invert,
+        inversion=pti_options(args) if args.invert == "pti" else None,
     )
     return 0

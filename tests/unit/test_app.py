@@ -249,6 +249,33 @@ def test_studio_latent_methods_edit(studio, method):
     assert set(studio.attributes(method)) <= set(out.after)
 
 
+def test_serve_with_pivotal_tuning_keeps_more_of_the_avatar(studio, cache, tmp_path):
+    """``serve --invert pti``: the latent model tunes its generator per avatar, so the
+    rest of the avatar (outside the edited region) is kept better than by the encoder."""
+    from faceedit.app.studio import AvatarStudio
+    from faceedit.eval.metrics import outside_region_psnr
+
+    tuned = AvatarStudio(
+        Backend(steps=5, workdir=tmp_path, invert="pti", inversion={"pti_steps": 40})
+    )
+    assert tuned.editor("latent").editor.settings()["invert"] == "pti"
+    avatar = studio.new_avatar(4)
+    moved = _flip(avatar.record, ["Eyeglasses"])
+    plain, pti = (s.edit(avatar, "latent", moved) for s in (studio, tuned))
+    outside = {
+        k: float(outside_region_psnr(e.image[None], avatar.image[None], e.truth[None])[0])
+        for k, e in (("plain", plain), ("pti", pti))
+    }
+    assert outside["pti"] > outside["plain"] + 2.0, outside
+    assert main_refuses(["serve", "--pti-steps", "10"])
+
+
+def main_refuses(argv: list[str]) -> bool:
+    from faceedit.cli import main
+
+    return main(argv) == 2
+
+
 def test_ground_truth_notes_several_answers_and_clashes(studio):
     from faceedit.app.studio import avatar_record, ground_truth
     from faceedit.data.avatars import attributes, has_unique_truth
