@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -20,59 +18,11 @@ from faceedit import hub
 from faceedit.cli import main
 from faceedit.data.images import read_image
 from tests.helpers import official_files as official
+from tests.helpers.file_server import RangeServer
 from tests.helpers.tiny_edit import GRACE
 from tests.parity.fixtures import require_parity
 
 CUT_AFTER = 3_000_000  # bytes the first transfer of the encoder gets before the drop
-
-
-class _Server:
-    """Serves ``files`` (path -> bytes) with Range support; ``cut`` drops the first
-    response for a path after so many bytes."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.cut: dict[str, int] = {}
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_GET(self):
-                rng = self.headers.get("Range")
-                outer.requests.append((self.path, rng))
-                data = outer.files.get(self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                start = int(rng.removeprefix("bytes=").split("-")[0]) if rng else 0
-                if start >= len(data):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
-                    self.end_headers()
-                    return
-                self.send_response(206 if rng else 200)
-                if rng:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                body = data[start:]
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                cut = outer.cut.pop(self.path, None)
-                self.wfile.write(body if cut is None else body[:cut])
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # registry entry -> the path the server gives its file under
@@ -86,7 +36,7 @@ SERVED = {
 @pytest.fixture(scope="module")
 def server():
     parity = require_parity()
-    s = _Server(
+    s = RangeServer(
         {
             SERVED["e4e-ffhq-encode"]: official.e4e_file(parity),
             SERVED["latent-transformer-models"]: official.transformers_zip(),
@@ -97,7 +47,7 @@ def server():
     s.close()
 
 
-def _registry_file(server: _Server, path, **sha_overrides: str):
+def _registry_file(server: RangeServer, path, **sha_overrides: str):
     """A ``$FACEEDIT_REGISTRY`` file pointing the parts at the server (url, size, sha256)."""
     rows = []
     for name, served in SERVED.items():
