@@ -141,8 +141,13 @@ class StateDictMismatch(ValueError):
     """Raised when a state dict does not fit a module; the message lists the keys."""
 
 
-def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Strict ``load_state_dict`` whose error lists missing, unexpected and mis-shaped keys."""
+def load_state_dict_checked(
+    module: nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False
+) -> None:
+    """Strict ``load_state_dict`` whose error lists missing, unexpected and mis-shaped keys.
+
+    ``assign``: the file's tensors become the module's (no copy), for a module built on
+    the ``meta`` device, whose random initialisation would only be overwritten."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -163,4 +168,4 @@ def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], s
             f"{source}: weights do not fit {type(module).__name__}; " + "; ".join(parts)
         )
     cast = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
-    module.load_state_dict(cast, strict=True)
+    module.load_state_dict(cast, strict=True, assign=assign)

@@ -153,6 +153,13 @@ def test_load_release_checkpoint_with_setting_and_module_prefix(tmp_path) -> Non
     with torch.no_grad():
         assert torch.equal(loaded.G(x, a), model.G(x, a))
         assert torch.equal(loaded.D(x)[1], model.D(x)[1])
+    # built on the meta device and given the file's tensors: nothing is left without data,
+    # and the parameters still train
+    tensors = list(loaded.parameters()) + list(loaded.buffers())
+    assert all(t.device.type == "cpu" for t in tensors)
+    assert all(p.requires_grad for p in loaded.parameters())
+    loaded.G(x, a).square().mean().backward()
+    assert all(p.grad is not None for p in loaded.G.parameters() if p.requires_grad)
 
 
 def test_setting_inferred_from_weights_when_missing(tmp_path) -> None:
