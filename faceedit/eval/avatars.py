@@ -158,8 +158,6 @@ class AvatarEvalReport:
 def oracle_logits(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Attribute logits ``float [N, n_attrs]`` and parameter values of ``uint8 [N, S, S, 3]``
     images, resized to the oracle's input size."""
-    import torch
-
     from faceedit.train.oracle import images_to_tensor
 
     size = oracle.config.img_size
@@ -171,13 +169,8 @@ def oracle_logits(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, lis
             ]
         )
     device = next(oracle.parameters()).device
-    with torch.no_grad():
-        out = oracle(images_to_tensor(images, device))
-    params = {
-        name: [values[i] for i in out.params[name].argmax(1).tolist()]
-        for name, values in zip(oracle.config.param_names, oracle.config.param_values, strict=True)
-    }
-    return out.attrs.float().cpu().numpy(), params
+    logits, params = oracle.read(images_to_tensor(images, device))
+    return logits.float().cpu().numpy(), params
 
 
 def oracle_read(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:

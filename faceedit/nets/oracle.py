@@ -152,12 +152,16 @@ class AvatarOracle(ConfigModule):
         return out
 
     @torch.no_grad()
-    def predict(self, img: torch.Tensor) -> tuple[torch.Tensor, dict[str, list[str]]]:
-        """Hard labels: ``(attrs [N, n_attrs] in {-1, 1}, {param: [value per image]})``."""
+    def read(self, img: torch.Tensor) -> tuple[torch.Tensor, dict[str, list[str]]]:
+        """``(attribute logits [N, n_attrs], {param: [most likely value per image]})``."""
         out = self(img)
-        attrs = torch.where(out.attrs > 0, 1, -1)
         params = {
             name: [values[i] for i in out.params[name].argmax(1).tolist()]
             for name, values in zip(self.config.param_names, self.config.param_values, strict=True)
         }
-        return attrs, params
+        return out.attrs, params
+
+    def predict(self, img: torch.Tensor) -> tuple[torch.Tensor, dict[str, list[str]]]:
+        """Hard labels: ``(attrs [N, n_attrs] in {-1, 1}, {param: [value per image]})``."""
+        logits, params = self.read(img)
+        return torch.where(logits > 0, 1, -1), params

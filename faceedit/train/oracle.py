@@ -273,7 +273,7 @@ def train_oracle(
     truths = None
     if config.hard_negatives > 0:
         from faceedit.data.avatars import read_params
-        from faceedit.data.partial_edits import counterfactuals_for
+        from faceedit.data.partial_edits import counterfactuals_for, partial_edits
 
         size = int(train.images.shape[1])
         params = read_params(data_dir)
@@ -340,8 +340,6 @@ def train_oracle(
             pos += config.batch_size
             images = train.images[idx]
             if truths is not None:
-                from faceedit.data.partial_edits import partial_edits
-
                 images = partial_edits(
                     images, truths[idx], neg_gen, config.hard_negatives,
                     config.hard_negative_alpha,
