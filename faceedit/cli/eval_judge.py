@@ -28,6 +28,13 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--seed", default="11", help="seed of the held-out avatars (one no training used)"
     )
+    p.add_argument(
+        "--confidences",
+        metavar="P,P,...",
+        help="also report each fake's pass rate with a change counted at each of these "
+        "probabilities (e.g. 0.7,0.8,0.9: how the verdict's confidence is chosen, on a "
+        "development seed)",
+    )
     add_device(p)
     add_quiet(p)
     add_output(p, "output directory", metavar="DIR")
@@ -41,6 +48,24 @@ def _data_seed(name: str) -> int | None:
     return int(seed) if isinstance(seed, int) else None
 
 
+def _confidences(text: str | None) -> list[float]:
+    """``--confidences``: probabilities in (0, 1), comma-separated."""
+    from faceedit.errors import FaceeditError
+
+    if not text:
+        return []
+    out = []
+    for item in text.split(","):
+        try:
+            p = float(item)
+        except ValueError:
+            raise FaceeditError(f"--confidences: {item!r} is not a number") from None
+        if not 0 < p < 1:
+            raise FaceeditError(f"--confidences: {item} is not a probability between 0 and 1")
+        out.append(p)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from faceedit.checkpoints.oracle import load_avatar_oracle
     from faceedit.errors import FaceeditError
@@ -48,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from faceedit.eval.judge import evaluate_judges, write_judge_report
 
     n = parse_int(args.n, "--n", 1)
+    confidences = _confidences(args.confidences)
     seed = parse_int(args.seed, "--seed", 0)
     names = [args.judge] + ([args.second] if args.second else [])
     if len(set(names)) != len(names):
@@ -62,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     judges = {name: load_avatar_oracle(name).to(device) for name in names}
-    report = evaluate_judges(judges, held_out_records(n, seed), seed, progress=not args.quiet)
+    report = evaluate_judges(
+        judges, held_out_records(n, seed), seed, progress=not args.quiet, confidences=confidences
+    )
     paths = write_judge_report(report, args.output)
     print(report.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -182,10 +182,13 @@ def oracle_read(oracle, images: np.ndarray) -> tuple[np.ndarray, dict[str, list[
 
 #: a change is counted only when the judge gives the new value at least this probability:
 #: read at 0.5, a faint trace of the new value (the source 25% blended towards it, noise in
-#: its shape) passes for a change in 7-8% of fake edits; at 0.7, in 4-5%, while 95-96% of
-#: the true counterfactuals still pass (avatar-judge on 60 avatars of the development
-#: seed 12, 780 fakes per kind; 0.5, 0.7, 0.8, 0.9 and 0.95 tried). See avatar-judge's card.
-CHANGE_CONFIDENCE = 0.7
+#: its shape) passes for a change in 8-10% of fake edits. Chosen as the lowest confidence
+#: whose goal fakes pass at most 4.5% (some room under issue 22's 5%) on 300 avatars of the
+#: development seed 12 (3,900 fakes per kind), never on the seed-11 figures the card
+#: reports: ``faceedit eval judge --judge avatar-judge --n 300 --seed 12 --confidences
+#: 0.7,0.75,0.8,0.85,0.9`` gave blend25 / noise / truth 5.8 / 5.6 / 95.2% at 0.7,
+#: 5.0 / 4.9 / 94.6% at 0.75, 4.2 / 4.1 / 93.8% at 0.8. See avatar-judge's card.
+CHANGE_CONFIDENCE = 0.8
 
 
 @dataclass
@@ -200,6 +203,9 @@ class Verdict:
     n_others: int = 0
     same: int = 0
     n_identity: int = 0
+    # the judge's logit for the target's new value (> logit(confidence): changed), so a
+    # caller can read the same verdicts at another confidence
+    target_logit: float = 0.0
 
 
 def judge_edits(
@@ -237,15 +243,17 @@ def judge_edits(
             if p not in changed and p in pred_params and p in before
         ]
         same = [pred_params[p][i] == target[p] for p in shown]
+        toward_target = float(logits[i, names.index(a)] * t_attrs[a])
         out.append(
             Verdict(
-                target_changed=bool(logits[i, names.index(a)] * t_attrs[a] > margin),
+                target_changed=toward_target > margin,
                 preservation=float(np.mean(kept)) if kept else 1.0,
                 identity=float(np.mean(same)) if same else 1.0,
                 kept=int(np.sum(kept)),
                 n_others=len(kept),
                 same=int(np.sum(same)),
                 n_identity=len(same),
+                target_logit=toward_target,
             )
         )
     return out

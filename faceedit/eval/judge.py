@@ -62,6 +62,9 @@ class JudgeResult:
     accuracy: dict[str, Any]  # faceedit.train.oracle.evaluate_oracle on the clean renders
     augmented_accuracy: dict[str, Any]  # ... on the same renders, heavily augmented
     goals_met: dict[str, bool] = field(default_factory=dict)
+    # {confidence: {kind: pass rate}}: the same images with a change counted at another
+    # confidence (``evaluate_judges(confidences=...)``; how CHANGE_CONFIDENCE was chosen)
+    by_confidence: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +125,7 @@ def evaluate_judges(
     seed: int,
     chunk: int = 50,
     progress: bool = True,
+    confidences: Sequence[float] = (),
 ) -> JudgeReport:
     """Fakes, accuracy and (for two judges) disagreement on ``records``.
 
@@ -130,6 +134,8 @@ def evaluate_judges(
             parameters at the same side.
         records: held-out avatars (from a seed no judge was trained on).
         seed: seeds the noise of the fakes and the augmentation of the accuracy check.
+        confidences: also give each kind's pass rate with a change counted at each of
+            these probabilities (``JudgeResult.by_confidence``).
     """
     from faceedit.data.augment import heavy_augment
     from faceedit.train.oracle import evaluate_oracle
@@ -144,6 +150,7 @@ def evaluate_judges(
     size = int(first.config.img_size)
     gen = torch.Generator().manual_seed(seed)
     passed: dict[str, dict[str, list[np.ndarray]]] = {j: {k: [] for k in KINDS} for j in judges}
+    toward: dict[str, dict[str, list[np.ndarray]]] = {j: {k: [] for k in KINDS} for j in judges}
     attr_of, turned_on = [], []
     clean_records: list[Mapping[str, str]] = []
     clean_images: list[np.ndarray] = []
@@ -170,6 +177,7 @@ def evaluate_judges(
             for k in KINDS:
                 verdicts = judge_edits(model, edits, images[k])
                 passed[j][k].append(np.array([v.target_changed for v in verdicts]))
+                toward[j][k].append(np.array([v.target_logit for v in verdicts]))
         bar.update(len(part))
     bar.close()
     attr_arr, on_arr = np.array(attr_of), np.array(turned_on)
@@ -190,6 +198,12 @@ def evaluate_judges(
                     model, _labelled(clean_records, aug_images, model)
                 ),
                 goals_met={k: fakes[k].rate <= GOAL_RATE for k in GOAL_KINDS},
+                by_confidence={
+                    f"{c:g}": {
+                        k: float((np.concatenate(toward[j][k]) > _logit(c)).mean()) for k in KINDS
+                    }
+                    for c in confidences
+                },
             )
         )
     disagreement = None
@@ -197,6 +211,10 @@ def evaluate_judges(
         (a_name, a), (b_name, b) = judges.items()
         disagreement = _disagreement(a_name, a, b_name, b, clean, verdicts)
     return JudgeReport(len(records), seed, size, names, results, disagreement)
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
 
 
 def _disagreement(a_name, a, b_name, b, images: np.ndarray, verdicts) -> Disagreement:
@@ -252,6 +270,16 @@ def report_markdown(report: JudgeReport) -> str:
             lines.append(
                 f"| {a} | " + " | ".join(_pct(j.fakes[k].by_attribute[a]) for k in KINDS) + " |"
             )
+    for j in report.judges:
+        if not j.by_confidence:
+            continue
+        lines += [
+            f"\n## {j.name}: pass rate by the confidence a change needs\n",
+            "| confidence | " + " | ".join(KINDS) + " |",
+            "| --- |" + " --- |" * len(KINDS),
+        ]
+        for c, rates in j.by_confidence.items():
+            lines.append(f"| {c} | " + " | ".join(_pct(rates[k]) for k in KINDS) + " |")
     lines += [
         "\n## Held-out accuracy (clean renders / heavily augmented)\n",
         f"{report.n_avatars} avatars and their {report.n_avatars * len(report.attributes)} "

@@ -28,6 +28,26 @@ def test_eval_judge_writes_the_report_of_two_judges(tmp_path, capsys) -> None:
     assert (out / "judge_eval.md").read_text().startswith("# Judges on fake edits")
 
 
+def test_confidences_read_the_same_fakes_at_other_thresholds(tmp_path, capsys) -> None:
+    """--confidences: the rate at the verdict's own confidence is the verdict's rate, and
+    asking for more confidence never lets more fakes pass."""
+    from faceedit.eval.avatars import CHANGE_CONFIDENCE
+
+    out = tmp_path / "judge"
+    sweep = f"0.5,{CHANGE_CONFIDENCE:g},0.95"
+    args = ["eval", "judge", "--judge", "avatar-judge", "--confidences", sweep]
+    assert main([*args, "--n", "3", "--seed", "11", "--quiet", "-o", str(out)]) == 0
+    assert "pass rate by the confidence a change needs" in capsys.readouterr().out
+    judge = json.loads((out / "judge_eval.json").read_text())["judges"][0]
+    table = judge["by_confidence"]
+    assert list(table) == ["0.5", f"{CHANGE_CONFIDENCE:g}", "0.95"]
+    for kind, r in judge["fakes"].items():
+        assert table[f"{CHANGE_CONFIDENCE:g}"][kind] == pytest.approx(r["rate"])
+        assert table["0.5"][kind] >= table[f"{CHANGE_CONFIDENCE:g}"][kind] >= table["0.95"][kind]
+    # a stricter reading does reject some true counterfactuals on 39 edits
+    assert table["0.5"]["truth"] > table["0.95"]["truth"]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -35,6 +55,8 @@ def test_eval_judge_writes_the_report_of_two_judges(tmp_path, capsys) -> None:
         (["--judge", "avatar-judge", "--second", "avatar-judge"], "same judge"),
         (["--judge", "avatar-judge", "--n", "0"], "--n"),
         (["--judge", "avatar-attgan"], "not an avatar oracle"),
+        (["--judge", "avatar-judge", "--confidences", "0.7,1"], "not a probability"),
+        (["--judge", "avatar-judge", "--confidences", "high"], "not a number"),
     ],
 )
 def test_bad_requests_get_one_line(extra, message, tmp_path, capsys) -> None:
