@@ -59,10 +59,12 @@ def register(commands: Commands) -> None:
     add_output(p, "output directory", metavar="DIR")
     add_quiet(p)
     g = p.add_argument_group(
-        "strength sweep (latent)",
-        "With --strengths or --baseline, each avatar is inverted once and edited at every "
-        "strength by the transformers (and the baseline); writes avatar_sweep.* with the "
-        "comparison at equal target change (the transformer's at --strength).",
+        "strength sweep",
+        "Latent: with --strengths or --baseline, each avatar is inverted once and edited at "
+        "every strength by the transformers (and the baseline); writes avatar_sweep.* with "
+        "the comparison at equal target change (the transformer's at --strength). AttGAN: "
+        "--strengths evaluates every strength and writes avatar_strengths.* (the intensity "
+        "curve, --strength marked as the operating point).",
     )
     g.add_argument("--strengths", help="comma-separated strengths, e.g. 0.5,1,1.5,2")
     g.add_argument("--baseline", choices=["none", "linear"], default="none")
@@ -107,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     attrs = [a.strip() for a in args.attrs.split(",")] if args.attrs else known
     editor.check_edits({a: args.strength for a in attrs})
     records = held_out_records(args.n, args.seed)
+    if args.strengths and args.baseline == "none" and args.method != "latent":
+        return _run_curve(args, editor, oracle, dependent, attrs, records)
     if args.strengths or args.baseline != "none":
         return _run_sweep(args, editor, oracle, attrs, records)
     edit, reconstruct = editor_functions(editor)
@@ -126,6 +130,32 @@ def run(args: argparse.Namespace) -> int:
     report.inversion = editor.editor.settings()
     paths = write_report(report, args.output)
     print(report.table(), end="")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _run_curve(args: argparse.Namespace, editor, oracle, dependent, attrs, records) -> int:
+    """An AttGAN (any non-latent) editor at each of --strengths: avatar_strengths.*."""
+    from faceedit.eval.avatars import editor_functions
+    from faceedit.eval.strength_curve import strength_curve, write_curve
+
+    edit, reconstruct = editor_functions(editor)
+    curve = strength_curve(
+        edit,
+        attrs,
+        oracle,
+        records,
+        size=editor.crop_size,
+        strengths=parse_strengths(args.strengths),
+        operating_strength=args.strength,
+        reconstruct=reconstruct,
+        method=args.method,
+        model=str(args.model),
+        progress=not args.quiet,
+    )
+    curve.dependent_judge = dependent
+    paths = write_curve(curve, args.output)
+    print(curve.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 

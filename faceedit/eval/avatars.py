@@ -99,6 +99,8 @@ class AvatarEvalReport:
     outside_psnr: float | None = None
     judge: str = ""  # the network that read the edits
     judge_role: str = ""  # "evaluation judge" or "training-side judge" (its metadata's role)
+    # the probability the judge must give a target's new value for it to count as changed
+    change_confidence: float | None = None
     # non-empty only with --allow-dependent-judge: what the judge was in the model's lineage
     dependent_judge: list[str] = field(default_factory=list)
     # the editor's settings (CropEditor.settings: its inversion, e.g. PTI's loss network)
@@ -146,7 +148,8 @@ class AvatarEvalReport:
         if self.judge:
             lines.append(
                 f"\nJudged by {self.judge} ({self.judge_role or 'judge'}); a target counts as "
-                f"changed when the judge gives the new value at least {CHANGE_CONFIDENCE:.0%}"
+                f"changed when the judge gives the new value at least "
+                f"{(self.change_confidence or CHANGE_CONFIDENCE):.0%}"
             )
         for note in self.dependent_judge:
             lines.append(f"\n**Not an independent judge**: {note}")
@@ -386,6 +389,7 @@ def evaluate_avatar_edits(
         outside_psnr=pooled(everything, "pooled_outside_psnr"),
         judge=judge_name(oracle),
         judge_role=judge_role(oracle),
+        change_confidence=CHANGE_CONFIDENCE,
     )
 
 
@@ -463,6 +467,7 @@ def write_report(report: AvatarEvalReport, out_dir: str | os.PathLike) -> dict[s
         unedited_truth_psnr=DECIBEL,
         outside_psnr=DECIBEL,
         unique_share=FRACTION,
+        change_confidence=FRACTION,
     )
     atomic_write_text(paths["json"], json.dumps(on_disk, indent=2) + "\n")
     buf = io.StringIO()

@@ -15,9 +15,10 @@ from faceedit.shipped import SHIPPED_DIR
 
 N_AVATARS = 12  # 156 edits of each kind: seconds on a CPU
 # the rates avatar-judge's card states (1,950 edits per kind, a change counted at the
-# judge's CHANGE_CONFIDENCE: 6.3%, 5.8%, 1.5%), with room for this small sample; issue
-# 22's goal of 5% for blend25 and noise is not reached yet
-STATED_RATES = {"blend25": 0.09, "noise": 0.09, "blur": 0.04}
+# judge's CHANGE_CONFIDENCE: 4.9%, 4.5%, 0.9%, within issue 22's 5% for blend25 and
+# noise), with room for this small sample (one standard error of a 5% rate on 156 edits
+# is 1.7 points)
+STATED_RATES = {"blend25": 0.07, "noise": 0.07, "blur": 0.03}
 
 
 def _rates(name: str) -> dict:
@@ -50,8 +51,9 @@ def test_the_judge_says_it_is_for_evaluation_only() -> None:
 def test_fakes_that_draw_nothing_pass_at_most_at_the_stated_rates(judge_rates) -> None:
     for kind, bound in STATED_RATES.items():
         assert judge_rates[kind] <= bound, (kind, judge_rates[kind])
-    # the counterfactual itself passes and doing nothing (almost) never does
-    assert judge_rates["truth"] >= 0.95
+    # the counterfactual itself passes (93.1% on the card's 1,950: an 80% confidence
+    # rejects some true edits too) and doing nothing (almost) never does
+    assert judge_rates["truth"] >= 0.9
     assert judge_rates["source"] <= 0.03
 
 
