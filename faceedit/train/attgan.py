@@ -20,8 +20,9 @@ Three additions for fine-tuning (none is in the release):
 
 - ``init_from`` starts a run from the generator and discriminator of a trained model of
   the same architecture (fresh optimisers, step 0), e.g. a model that faceedit ships, or
-  of one whose decoder reads fewer inputs (``shortcut_layers``, ``inject_layers``): the
-  new inputs start with zero weights, so the run starts from the trained function;
+  of one whose decoder reads fewer inputs (``shortcut_layers``, ``inject_layers``, style
+  controllers added with ``style_dim``): the new inputs start with zero weights, so the
+  run starts from the trained function;
 - ``cls_blur > 0`` makes the classifier loss robust to pixel noise. A generator can meet
   ``BCE(cls(G(x, b)), b)`` by painting high-frequency patterns that fool the classifier
   head instead of drawing the attribute (a bald head, new hair). With ``cls_blur`` the
@@ -707,8 +708,12 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
 
 def _init_from(model, source: str, mask_logit: float = 3.0) -> None:
     """Copy G and D of a trained AttGAN into ``model``: the same architecture, or one
-    whose decoder takes more inputs (see :func:`_load_with_grown_inputs`) and/or adds an
-    edit mask to an unmasked generator (its mask starts at ``sigmoid(mask_logit)``)."""
+    whose decoder takes more inputs (see :func:`_load_with_grown_inputs`), adds an edit
+    mask to an unmasked generator (its mask starts at ``sigmoid(mask_logit)``) and/or adds
+    style controllers to a model without them (the controllers are appended to the tiled
+    condition, so they too are new last input channels that start at zero: the run
+    starts from the trained edits, whatever the controllers say; the discriminator's new
+    style head starts as built)."""
     from faceedit.checkpoints.attgan import load_trained
     from faceedit.nets.attgan import AttGAN
 
@@ -725,7 +730,14 @@ def _init_from(model, source: str, mask_logit: float = 3.0) -> None:
     adds_mask = wanted.G.edit_mask and not trained.config.G.edit_mask
     if adds_mask:  # compare the rest of the architecture as if the mask were off
         wanted = dataclasses.replace(wanted, G=dataclasses.replace(wanted.G, edit_mask=False))
-    if trained.config == wanted and not adds_mask:
+    adds_style = wanted.G.style_dim > 0 and trained.config.G.style_dim == 0
+    if adds_style:  # ... and as if it had no style controllers
+        wanted = dataclasses.replace(
+            wanted,
+            G=dataclasses.replace(wanted.G, style_dim=0),
+            D=dataclasses.replace(wanted.D, style_dim=0),
+        )
+    if trained.config == wanted and not (adds_mask or adds_style):
         model.load_state_dict(trained.state_dict())
     elif trained.config == wanted or _grows_decoder_inputs(trained.config, wanted):
         _load_with_grown_inputs(model, trained)
@@ -774,8 +786,9 @@ def _grows_decoder_inputs(trained, wanted) -> bool:
 @torch.no_grad()
 def _load_with_grown_inputs(model, trained) -> None:
     """Load ``trained`` into ``model``, whose decoder reads more inputs: encoder features
-    through more shortcuts and/or the attributes injected into more layers. Both append
-    channels as the last inputs of the next transposed convolution (weight ``[C_in,
+    through more shortcuts, the attributes injected into more layers, and/or style
+    controllers after the attributes (the discriminator's style head, a key ``trained``
+    lacks, is left as built). Each appends channels as the last inputs of the next transposed convolution (weight ``[C_in,
     C_out, k, k]``); those new rows start at zero, so the grown generator computes
     exactly what the trained one does and fine-tuning learns how much to use them.
     """

@@ -298,6 +298,36 @@ def test_init_from_grows_attribute_injections_that_start_from_the_trained_functi
         train_attgan(tiny_cfg(toy_data, tmp_path / "back", init_from=str(tuned), inject_layers=0))
 
 
+def test_init_from_adds_style_controllers_that_start_from_the_trained_edits(
+    toy_data, tmp_path
+) -> None:
+    """The attribute-style extension on a trained model: the controllers are new last
+    input channels with zero weights, so the grown generator draws the trained edits
+    whatever the controllers say, and fine-tuning with the style loss makes them matter."""
+    from faceedit.checkpoints.attgan import load_trained
+    from faceedit.train.attgan import _init_from, build_model
+
+    source = train_attgan(tiny_cfg(toy_data, tmp_path / "src", max_steps=4))
+    src = load_trained(source).eval()
+    start = build_model(tiny_cfg(toy_data, tmp_path / "x", init_from=str(source), style_dim=2))
+    _init_from(start, str(source))
+    start.eval()
+    assert start.D.fc_style is not None  # the new style head, as built
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    b = torch.rand(4, len(TOY_ATTRS)) - 0.5
+    styles = [torch.rand(4, len(TOY_ATTRS), 2) * 2 - 1 for _ in range(2)]
+    with torch.no_grad():
+        for theta in styles:
+            assert torch.allclose(start.G(x, b, theta), src.G(x, b), atol=1e-6)
+    tuned = train_attgan(
+        tiny_cfg(toy_data, tmp_path / "ft", init_from=str(source), style_dim=2, max_steps=6)
+    )
+    grown = load_trained(tuned).eval()
+    with torch.no_grad():
+        apart = (grown.G(x, b, styles[0]) - grown.G(x, b, styles[1])).abs().max()
+    assert apart > 1e-4  # trained: the controllers now change the drawing
+
+
 @pytest.mark.parametrize(
     ("before", "after", "layer"),
     [
