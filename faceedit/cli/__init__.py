@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "faceedit.cli.stylegan2",
     "faceedit.cli.eval_avatars",
     "faceedit.cli.eval_judge",
+    "faceedit.cli.eval_styles",
     "faceedit.cli.directions",
     "faceedit.cli.latent",
     "faceedit.cli.invert",
