@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from faceedit.data.avatars import attributes, render_record
+from faceedit.data.avatars import attributes, edit_attribute, render_record
 from faceedit.errors import FaceeditError
 from faceedit.eval.avatars import judge_edits
-from faceedit.eval.metrics import psnr_uint8
+from faceedit.eval.metrics import PixelErrors, edit_pixel_errors, psnr_uint8
 from faceedit.units import DECIBEL, FRACTION, STRENGTH, with_units
 
 # edit(ws [N, num_ws, w_dim], attribute, alpha [N]) -> ws [N, num_ws, w_dim]
@@ -59,7 +59,18 @@ InvertFn = Callable[[np.ndarray], torch.Tensor]
 TRANSFORMER = "latent transformer"
 LINEAR = "linear"
 MEAN = "mean"
-FIELDS = ("method", "attribute", "strength", "n", "target_change", "preservation", "identity")
+FIELDS = (
+    "method",
+    "attribute",
+    "strength",
+    "n",
+    "target_change",
+    "preservation",
+    "identity",
+    # against the ground truth (faceedit.eval.metrics), pooled over the row's edits
+    "region_gain",
+    "outside_psnr",
+)
 
 
 @dataclass
@@ -89,20 +100,31 @@ class SweepReport:
             f"Edits of {self.n_avatars} held-out avatars judged by the avatar oracle "
             f"(model {self.model}).",
             "",
-            "| method | strength | target changed | others preserved | identity preserved |",
-            "| --- | --- | --- | --- | --- |",
+            "| method | strength | target changed | others preserved | identity preserved "
+            "| region gain (pooled) | PSNR outside region |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
+
+        def gain(r: dict) -> str:
+            v = r.get("region_gain")
+            return "-" if v is None or not np.isfinite(v) else f"{v:.2f}"
+
+        def outside(r: dict) -> str:
+            v = r.get("outside_psnr")
+            return "-" if v is None or not np.isfinite(v) else f"{v:.1f} dB"
+
         for m in methods:
             for r in self.rows:
                 if r["method"] == m and r["attribute"] == MEAN:
                     lines.append(
                         f"| {m} | {r['strength']:g} | {r['target_change']:.1%} "
-                        f"| {r['preservation']:.1%} | {r['identity']:.1%} |"
+                        f"| {r['preservation']:.1%} | {r['identity']:.1%} | {gain(r)} "
+                        f"| {outside(r)} |"
                     )
         strengths = sorted({r["strength"] for r in self.rows})
         lines += [
             "",
-            "Per attribute, target changed / others preserved / identity preserved:",
+            "Per attribute, target changed / others preserved / identity preserved / region gain:",
             "",
             "| attribute | method | " + " | ".join(f"strength {s:g}" for s in strengths) + " |",
             "| --- | --- |" + " --- |" * len(strengths),
@@ -117,7 +139,7 @@ class SweepReport:
                         "n/a"
                         if r is None
                         else f"{r['target_change']:.0%} / {r['preservation']:.0%} / "
-                        f"{r['identity']:.0%}"
+                        f"{r['identity']:.0%} / {gain(r)}"
                         for r in row
                     )
                     + " |"
@@ -215,6 +237,13 @@ def sweep_avatar_edits(
         psnrs += psnr_uint8(synthesize(ws_b), images[sl]).tolist()
     ws = torch.cat(ws_parts)
     truth = [attributes(r) for r in records]
+    # the ground truth of each attribute's flip (the same at every strength and method)
+    truths = {
+        a: np.stack([render_record(edit_attribute(r, a, t[a] < 0), size) for r, t in zip(
+            records, truth, strict=True)])
+        for a in edit_attributes
+    }  # fmt: skip
+    errors_of: dict[tuple[str, float], list[PixelErrors]] = {}
     rows: list[dict] = []
     jobs = [(m, a, float(s)) for m in methods for a in edit_attributes for s in strengths]
     bar = tqdm(total=len(jobs) * len(records), desc="sweep", unit="edit", disable=not progress)
@@ -222,8 +251,10 @@ def sweep_avatar_edits(
         turn_on = np.array([t[a] < 0 for t in truth])
         alpha = torch.from_numpy(np.where(turn_on, s, -s)).to(ws.dtype)
         sums = np.zeros(3)
+        pixel: list[PixelErrors] = []
         for sl in batches:
             edited = synthesize(methods[method](ws[sl], a, alpha[sl]))
+            pixel.append(edit_pixel_errors(edited, images[sl], truths[a][sl]))
             verdicts = judge_edits(
                 oracle,
                 [(records[i], a, bool(turn_on[i])) for i in range(sl.start, sl.stop)],
@@ -236,11 +267,34 @@ def sweep_avatar_edits(
             ]
             bar.update(sl.stop - sl.start)
         n = len(records)
+        errors = PixelErrors.concat(pixel)
+        errors_of.setdefault((method, s), []).append(errors)
         rows.append(
-            dict(zip(FIELDS, (method, a, s, n, *(float(x) for x in sums / n)), strict=True))
+            dict(
+                zip(
+                    FIELDS,
+                    (method, a, s, n, *(float(x) for x in sums / n), *_pooled(errors)),
+                    strict=True,
+                )
+            )
         )
     bar.close()
-    return with_means(rows), float(np.mean(psnrs))
+    out = with_means(rows)
+    for r in out:  # the means of the pixel figures pool the errors of every attribute
+        if r["attribute"] == MEAN:
+            pooled = _pooled(PixelErrors.concat(errors_of[(r["method"], r["strength"])]))
+            r["region_gain"], r["outside_psnr"] = pooled
+    return out, float(np.mean(psnrs))
+
+
+def _pooled(errors: PixelErrors) -> tuple[float | None, float | None]:
+    """``(pooled region gain, pooled PSNR outside the change region)`` of ``errors``
+    (None where nothing was measured)."""
+    summary = errors.summary()
+    return tuple(  # type: ignore[return-value]
+        None if not np.isfinite(summary[k]) else float(summary[k])
+        for k in ("pooled_region_gain", "pooled_outside_psnr")
+    )
 
 
 def with_means(rows: Sequence[dict]) -> list[dict]:
@@ -250,7 +304,11 @@ def with_means(rows: Sequence[dict]) -> list[dict]:
     keys = dict.fromkeys((r["method"], r["strength"]) for r in rows)
     for method, s in keys:
         sel = [r for r in rows if r["method"] == method and r["strength"] == s]
-        mean = {k: float(np.mean([r[k] for r in sel])) for k in FIELDS[4:]}
+        mean = {
+            k: float(np.mean([r[k] for r in sel]))
+            for k in FIELDS[4:]
+            if all(r.get(k) is not None for r in sel)
+        }
         out.append(dict(method=method, attribute=MEAN, strength=s, n=sel[0]["n"], **mean))
     return out
 
@@ -382,6 +440,7 @@ def write_sweep(report: SweepReport, out_dir: str | os.PathLike) -> dict[str, Pa
         reference_strength=STRENGTH,
         baseline_strength=STRENGTH,
         psnr=DECIBEL,
+        outside_psnr=DECIBEL,
     )
     atomic_write_text(paths["json"], json.dumps(on_disk, indent=1) + "\n")
     buf = io.StringIO()

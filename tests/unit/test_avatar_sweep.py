@@ -333,6 +333,13 @@ def test_the_sweep_scores_known_editors_across_batches():
         for m in (TRANSFORMER, LINEAR):
             assert by[(m, a, 0.0)]["target_change"] <= 0.1
         assert by[(LINEAR, a, 1.0)]["target_change"] <= 0.1
+        # against the ground truth: the counterfactual itself scores 1 (pooled over all
+        # attributes in the mean row), doing nothing 0 and leaves the rest untouched
+        assert by[(TRANSFORMER, a, 1.0)]["region_gain"] == 1.0
+        assert by[(TRANSFORMER, a, 1.0)]["outside_psnr"] > 45.0
+        for m, s in ((TRANSFORMER, 0.0), (LINEAR, 0.0), (LINEAR, 1.0)):
+            assert by[(m, a, s)]["region_gain"] == 0.0
+            assert by[(m, a, s)]["outside_psnr"] == pytest.approx(100.0)
 
 
 def test_a_sweep_without_baseline_reports_the_transformers_alone(data, capsys, tmp_path):
