@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         model=str(args.model),
         progress=not args.quiet,
+        keep_worst=16,
     )
     report.dependent_judge = dependent
     report.inversion = editor.editor.settings()

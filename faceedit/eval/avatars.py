@@ -105,6 +105,11 @@ class AvatarEvalReport:
     dependent_judge: list[str] = field(default_factory=list)
     # the editor's settings (CropEditor.settings: its inversion, e.g. PTI's loss network)
     inversion: dict = field(default_factory=dict)
+    # the edits with the lowest region gain (evaluate_avatar_edits(keep_worst=...)): one
+    # dict each (attribute, turned_on, avatar, region_gain), worst first, and their images
+    # uint8 [K, 3, S, S, 3] (source, edit, truth; not written to JSON: avatar_worst.png)
+    worst: list[dict] = field(default_factory=list)
+    worst_images: np.ndarray | None = None
 
     def table(self) -> str:
         lines = [
@@ -274,6 +279,7 @@ def evaluate_avatar_edits(
     model: str = "",
     progress: bool = True,
     pixel_metrics: bool = True,
+    keep_worst: int = 0,
 ) -> AvatarEvalReport:
     """Flip each attribute of each avatar with ``edit`` and judge the results.
 
@@ -286,6 +292,9 @@ def evaluate_avatar_edits(
         strength: edit strength towards the flipped value (sign chosen per avatar).
         pixel_metrics: measure each edit against its ground truth (region gain, PSNR
             outside the change region); off only to time what they cost.
+        keep_worst: keep this many edits with the lowest region gain, among those whose
+            change region covers at least :data:`WORST_MIN_REGION` of the image (a
+            region of a few pixels gives meaningless gains), for ``avatar_worst.png``.
     """
     names = list(oracle.config.attr_names)
     unknown = [a for a in edit_attributes if a not in names]
@@ -301,7 +310,10 @@ def evaluate_avatar_edits(
     # ground-truth pixel errors per edit, with (attribute, turned on, one right answer)
     pixel: list[PixelErrors] = []
     kinds: list[tuple[str, bool, bool]] = []
-    for record in tqdm(records, desc="evaluating edits", unit="avatar", disable=not progress):
+    worst: list[tuple[float, int, dict, np.ndarray]] = []  # a max-heap on -gain
+    for n_avatar, record in enumerate(
+        tqdm(records, desc="evaluating edits", unit="avatar", disable=not progress)
+    ):
         image = render_record(record, size)
         truth = attributes(record)
         # the model's unedited output: what "no edit" looks like through the model
@@ -316,11 +328,13 @@ def evaluate_avatar_edits(
         ]
         verdicts = judge_edits(oracle, [(record, a, truth[a] < 0) for a in edit_attributes], edited)
         if pixel_metrics:
-            pixel.append(
-                edit_pixel_errors(
-                    np.stack(edited), np.stack([image] * len(edited)), np.stack(truths)
-                )
+            errs = edit_pixel_errors(
+                np.stack(edited), np.stack([image] * len(edited)), np.stack(truths)
             )
+            pixel.append(errs)
+            if keep_worst:
+                _keep_worst(worst, keep_worst, errs, edit_attributes, truth, n_avatar,
+                            image, edited, truths)  # fmt: skip
         kinds += [
             (a, truth[a] < 0, has_unique_truth(record, a, truth[a] < 0)) for a in edit_attributes
         ]
@@ -390,7 +404,39 @@ def evaluate_avatar_edits(
         judge=judge_name(oracle),
         judge_role=judge_role(oracle),
         change_confidence=CHANGE_CONFIDENCE,
+        worst=[w[2] for w in sorted(worst, key=lambda w: -w[0])],
+        worst_images=np.stack([w[3] for w in sorted(worst, key=lambda w: -w[0])])
+        if worst
+        else None,
     )
+
+
+#: the smallest change region (share of the image) an edit needs to be shown among the
+#: worst: below it one or two faint pixels decide the gain
+WORST_MIN_REGION = 0.01
+
+
+def _keep_worst(heap, k, errs, attrs, truth, n_avatar, image, edited, truths) -> None:
+    """Push one avatar's edits into ``heap`` (at most ``k``: the lowest region gains)."""
+    import heapq
+
+    gains = errs.region_gain
+    big = errs.n_region >= WORST_MIN_REGION * errs.n_all
+    for i, a in enumerate(attrs):
+        if not (big[i] and np.isfinite(gains[i])):
+            continue
+        info = {
+            "attribute": a,
+            "turned_on": bool(truth[a] < 0),
+            "avatar": n_avatar,
+            "region_gain": float(gains[i]),
+        }
+        item = (-float(gains[i]), len(heap) + n_avatar * len(attrs) + i, info,
+                np.stack([image, edited[i], truths[i]]))  # fmt: skip
+        if len(heap) < k:
+            heapq.heappush(heap, item)
+        elif item[0] > heap[0][0]:  # lower than the highest gain kept
+            heapq.heapreplace(heap, item)
 
 
 def judge_name(judge) -> str:
@@ -454,8 +500,10 @@ def write_report(report: AvatarEvalReport, out_dir: str | os.PathLike) -> dict[s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"avatar_eval.{k}" for k in ("json", "csv", "md", "png")}
+    data = asdict(report)
+    data.pop("worst_images")  # the pictures go to avatar_worst.png
     on_disk = with_units(
-        asdict(report),
+        data,
         strength=STRENGTH,
         target_change=FRACTION,
         target_on=FRACTION,
@@ -489,4 +537,26 @@ def write_report(report: AvatarEvalReport, out_dir: str | os.PathLike) -> dict[s
         )
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
+    if report.worst_images is not None:
+        paths["worst"] = out / "avatar_worst.png"
+        save_worst_grid(report, paths["worst"])
     return paths
+
+
+def save_worst_grid(report: AvatarEvalReport, path: Path) -> None:
+    """``report``'s worst edits by region gain: one row each (source, edit, truth)."""
+    from faceedit.viz import image_grid, save_grid
+
+    rows = [list(images) for images in report.worst_images]
+    labels = [
+        f"{w['attribute']} {'on' if w['turned_on'] else 'off'} {w['region_gain']:+.2f}"
+        for w in report.worst
+    ]
+    grid = image_grid(
+        rows,
+        row_labels=labels,
+        col_labels=["source", "edit", "truth"],
+        title=f"{report.model}: the {len(rows)} edits with the lowest region gain",
+        cell_size=96,
+    )
+    save_grid(path, grid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import faceedit
@@ -68,6 +69,35 @@ def test_a_do_nothing_editor_changes_nothing(oracle, records):
         assert r.outside_psnr == pytest.approx(100.0)
     assert report.truth_psnr < 40.0
     assert report.region_gain == 0.0
+
+
+def test_the_worst_edits_are_the_ones_that_did_least(oracle, records, tmp_path):
+    """Perfect edits except Eyeglasses, which it leaves undone: the worst edits kept are
+    Eyeglasses edits, worst first, each shown as source / edit (= source) / truth."""
+    from PIL import Image
+
+    by_image = {render_record(r, 64).tobytes(): r for r in records}
+
+    def all_but_glasses(image, edits):
+        ((name, strength),) = edits.items()
+        if name == "Eyeglasses":
+            return image
+        return render_record(edit_attribute(by_image[image.tobytes()], name, strength > 0), 64)
+
+    report = evaluate_avatar_edits(
+        all_but_glasses, ATTRS, oracle, records, size=64, progress=False, keep_worst=5
+    )
+    assert len(report.worst) == 5 and report.worst_images.shape == (5, 3, 64, 64, 3)
+    assert all(w["attribute"] == "Eyeglasses" and w["region_gain"] == 0.0 for w in report.worst)
+    for w, (source, edit, truth) in zip(report.worst, report.worst_images, strict=True):
+        record = records[w["avatar"]]
+        assert np.array_equal(source, render_record(record, 64)) and np.array_equal(edit, source)
+        assert np.array_equal(truth, render_record(edit_attribute(record, "Eyeglasses",
+                                                                  w["turned_on"]), 64))  # fmt: skip
+    paths = write_report(report, tmp_path)
+    assert Image.open(paths["worst"]).size[1] > 5 * 96
+    saved = json.loads(paths["json"].read_text())
+    assert "worst_images" not in saved and saved["worst"] == report.worst
 
 
 def test_region_gain_is_pooled_by_kind_of_ground_truth(oracle, records):
