@@ -148,6 +148,9 @@ class AttGANTrainConfig:
     lambda_mask_tv: float = 0.0  # weight of the edits' mask total variation (edit_mask only)
     mask_init_logit: float = 3.0  # mask bias when init_from adds the mask to an unmasked model
     mask_lr_mult: float = 1.0  # the mask head's learning rate, in multiples of lr
+    # when init_from adds style controllers: their input weights start random at this
+    # multiple of the trained attribute rows' spread (0: at zero, the trained function)
+    style_init_scale: float = 0.0
     # bookkeeping
     n_samples: int = 16
     save_interval: int = 1000
@@ -183,6 +186,8 @@ class AttGANTrainConfig:
             raise FaceeditError(f"mask_lr_mult {self.mask_lr_mult}: a positive multiple of lr")
         if not math.isfinite(self.mask_init_logit):
             raise FaceeditError(f"mask_init_logit {self.mask_init_logit}: a finite number")
+        if not (math.isfinite(self.style_init_scale) and self.style_init_scale >= 0):
+            raise FaceeditError(f"style_init_scale {self.style_init_scale}: 0 or more")
         from faceedit.attributes import CONFLICT_RULES
 
         if self.conflict_rules not in CONFLICT_RULES:
@@ -471,7 +476,13 @@ def train_attgan(
             step = int(ck.step)
             restore_rng(ck.rng)
         elif cfg.init_from:
-            _init_from(model, cfg.init_from, mask_logit=cfg.mask_init_logit)
+            _init_from(
+                model,
+                cfg.init_from,
+                mask_logit=cfg.mask_init_logit,
+                style_scale=cfg.style_init_scale,
+                gen=torch.Generator().manual_seed(cfg.seed),
+            )
         lineage = init_lineage(cfg.init_from)
 
         g_step, d_step = _GenStep(G), _DisStep(D)
@@ -706,14 +717,22 @@ def _generator_step(cfg, g_step, d_plain, D, opt_G, x: _StepInputs):
     return {k: float(v.detach()) for k, v in out.items()}
 
 
-def _init_from(model, source: str, mask_logit: float = 3.0) -> None:
+def _init_from(
+    model,
+    source: str,
+    mask_logit: float = 3.0,
+    style_scale: float = 0.0,
+    gen: torch.Generator | None = None,
+) -> None:
     """Copy G and D of a trained AttGAN into ``model``: the same architecture, or one
     whose decoder takes more inputs (see :func:`_load_with_grown_inputs`), adds an edit
     mask to an unmasked generator (its mask starts at ``sigmoid(mask_logit)``) and/or adds
     style controllers to a model without them (the controllers are appended to the tiled
     condition, so they too are new last input channels that start at zero: the run
     starts from the trained edits, whatever the controllers say; the discriminator's new
-    style head starts as built)."""
+    style head starts as built). With ``style_scale > 0`` the controllers' weights start
+    random instead (:func:`_stir_style_rows`), so that they change the drawing from the
+    first step and the style head has something to recover."""
     from faceedit.checkpoints.attgan import load_trained
     from faceedit.nets.attgan import AttGAN
 
@@ -743,11 +762,32 @@ def _init_from(model, source: str, mask_logit: float = 3.0) -> None:
         _load_with_grown_inputs(model, trained)
         if adds_mask:
             _open_mask(model, mask_logit)
+        if adds_style and style_scale > 0:
+            _stir_style_rows(model, style_scale, gen)
     else:
         raise FaceeditError(
             f"init_from {source}: its architecture differs from this config "
             f"({_first_difference(trained.config, wanted)})"
         )
+
+
+@torch.no_grad()
+def _stir_style_rows(model, scale: float, gen: torch.Generator | None) -> None:
+    """Draw the style controllers' input rows of every decoder layer that reads the
+    condition (the first, and those the attributes are injected into) from
+    ``N(0, (scale * s)^2)``, ``s`` the standard deviation of that layer's attribute rows.
+
+    Zero rows keep the trained function but learn slowly: the style head, new as well, has
+    nothing to recover, and the generator's controllers get gradients only through it
+    (issue 23's first style run: no progress of the recovery error in 900 steps)."""
+    g = model.G
+    n, n_style = g.config.n_attrs, g.config.n_attrs * g.config.style_dim
+    layers = [0] + [i + 1 for i in range(min(g.inject_layers, len(g.dec_layers) - 1))]
+    for i in layers:
+        w = g.dec_layers[i].layers[0].weight  # [C_in, C_out, k, k]; condition rows last
+        attr_rows = w[-(n + n_style) : -n_style]
+        noise = torch.randn(w[-n_style:].shape, generator=gen, dtype=w.dtype)
+        w[-n_style:] = noise.to(w.device) * scale * attr_rows.std()
 
 
 @torch.no_grad()

@@ -326,6 +326,19 @@ def test_init_from_adds_style_controllers_that_start_from_the_trained_edits(
     with torch.no_grad():
         apart = (grown.G(x, b, styles[0]) - grown.G(x, b, styles[1])).abs().max()
     assert apart > 1e-4  # trained: the controllers now change the drawing
+    # style_init_scale: the controllers' rows start random at that multiple of the
+    # attribute rows' spread, everything else stays the trained model's
+    stirred = build_model(tiny_cfg(toy_data, tmp_path / "y", init_from=str(source), style_dim=2))
+    _init_from(stirred, str(source), style_scale=0.5, gen=torch.Generator().manual_seed(0))
+    n_style = len(TOY_ATTRS) * 2
+    for i in (0, 1):  # the first layer and the one the attributes are injected into
+        w, w_src = stirred.G.dec_layers[i].layers[0].weight, src.G.dec_layers[i].layers[0].weight
+        assert torch.equal(w[:-n_style], w_src)
+        spread = w_src[-len(TOY_ATTRS) :].std()
+        assert 0.2 * spread < w[-n_style:].std() < 0.8 * spread
+    stirred.eval()
+    with torch.no_grad():
+        assert (stirred.G(x, b, styles[0]) - stirred.G(x, b, styles[1])).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(
