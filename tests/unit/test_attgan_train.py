@@ -341,6 +341,24 @@ def test_init_from_adds_style_controllers_that_start_from_the_trained_edits(
         assert (stirred.G(x, b, styles[0]) - stirred.G(x, b, styles[1])).abs().max() > 1e-3
 
 
+def test_the_style_head_learns_at_its_own_rate(toy_data, tmp_path) -> None:
+    from faceedit.train.attgan import _discriminator_groups, build_model
+
+    cfg = tiny_cfg(toy_data, tmp_path / "r", style_dim=2, style_lr_mult=10.0, lr=1e-4)
+    D = build_model(cfg).D
+    rest, style = _discriminator_groups(D, cfg)
+    assert {id(p) for p in style["params"]} == {id(p) for p in D.fc_style.parameters()}
+    assert len(rest["params"]) + len(style["params"]) == len(list(D.parameters()))
+    run = train_attgan(dataclasses.replace(cfg, max_steps=2))
+    groups = torch.load(run / "checkpoint.pt")["optimizers"]["D"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3])
+    # at the default rate one group, as in checkpoints written before the option
+    assert len(_discriminator_groups(D, dataclasses.replace(cfg, style_lr_mult=1.0))) == 1
+    for bad in ({"style_lr_mult": 0.0}, {"style_init_scale": -1.0}):
+        with pytest.raises(FaceeditError, match=next(iter(bad))):
+            tiny_cfg(toy_data, tmp_path, **bad)
+
+
 @pytest.mark.parametrize(
     ("before", "after", "layer"),
     [
