@@ -157,12 +157,17 @@ class AttGANDiscriminatorConfig:
     img_size: int = 128
     n_attrs: int = 13
     style_dim: int = 0
+    # the style head's hidden activation: leaky, because with the release's ReLU every
+    # hidden unit of the head died within the first steps of each avatar style run (its
+    # output a constant, the recovery error stuck at 1/3, no gradient left to revive it)
+    style_acti: str = "lrelu"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", _norm_name(self.norm))
         object.__setattr__(self, "fc_norm", _norm_name(self.fc_norm))
         _check_acti(self.acti)
         _check_acti(self.fc_acti)
+        _check_acti(self.style_acti)
         step = 2**self.n_layers
         if self.n_layers < 1 or self.img_size < step or self.img_size % step:
             raise ValueError(f"img_size {self.img_size} must be a multiple of 2**n_layers = {step}")
@@ -628,7 +633,7 @@ class AttGANDiscriminator(ConfigModule):
         )
         if c.style_dim > 0:
             self.fc_style = nn.Sequential(
-                linear_block(flat, c.fc_dim, c.fc_norm, c.fc_acti),
+                linear_block(flat, c.fc_dim, c.fc_norm, c.style_acti),
                 linear_block(c.fc_dim, c.n_attrs * c.style_dim, "none", "none"),
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -115,6 +116,23 @@ def test_style_controllers_change_the_output() -> None:
     with torch.no_grad():
         assert not torch.allclose(G(x, a, s), G(x, a, -s))
     assert D.predict_style(torch.randn(2, 3, 32, 32)).shape == (2, 4, 2)
+
+
+def test_the_style_head_stays_alive_when_its_hidden_units_go_negative() -> None:
+    # with a ReLU, a head whose hidden pre-activations are all negative outputs its bias
+    # whatever the image, and no gradient can revive it (the avatar style runs' failure)
+    D = AttGANDiscriminator(tiny_d(style_dim=1))
+    linear = D.fc_style[0].layers[0]
+    with torch.no_grad():
+        linear.bias.fill_(-1e3)
+    a, b = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(D.predict_style(a), D.predict_style(b))
+    img = torch.randn(2, 3, 32, 32, requires_grad=True)
+    D.predict_style(img).sum().backward()
+    assert img.grad.abs().sum() > 0
+    relu = AttGANDiscriminator(dataclasses.replace(tiny_d(style_dim=1), style_acti="relu"))
+    relu.load_state_dict(D.state_dict())
+    assert torch.allclose(relu.predict_style(a), relu.predict_style(b))
 
 
 def _prefixed(state, prefix: str):
