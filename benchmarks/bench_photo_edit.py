@@ -31,6 +31,7 @@ trust; absolute seconds need a quiet machine (compare the load printed beside th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -609,7 +610,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=["psp", "e4e", "attgan"])
     ap.add_argument("--skip-networks", action="store_true")
     ap.add_argument("--skip-cli", action="store_true")
-    ap.add_argument("--keep", help="write the model files here and keep them")
+    ap.add_argument("--keep", help="write the model files into this folder and keep them")
     args = ap.parse_args()
     # a stopped run removes its 3.7 GB of model files too (TemporaryDirectory's cleanup)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -632,8 +633,10 @@ def main() -> None:
         "inference flushes denormals"
     )
     precisions = ["float32", "bf16"] if bf16 else ["float32"]
-    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+    kept = contextlib.nullcontext(args.keep) if args.keep else None
+    with kept or tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         paths = write_models(root)
         size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**30

@@ -135,25 +135,28 @@ def encoder_from_psp(obj: dict, encoder_type: str | None = None) -> nn.Module:
     )
     if kind == "e4e" and config.input_nc != 3:
         raise CheckpointError(f"e4e encoders take 3 input channels, this one {config.input_nc}")
-    encoder = _uninitialised(cls, config)
+    encoder = _without_weights(cls, config)
     enc_state = strip_prefix(state, "encoder.")
     if use_avg:
         enc_state["latent_avg"] = _latent_rows(latent_avg, n_styles)
-    load_state_dict_checked(encoder, enc_state, source="encoder.*")
+    load_state_dict_checked(encoder, enc_state, source="encoder.*", assign=True)
     return encoder.eval()
 
 
-def _uninitialised(cls, config) -> nn.Module:
-    """``cls(config)`` with uninitialised CPU tensors: a strict load overwrites them all,
-    and random initialisation of a 267M-parameter pSp encoder alone takes seconds."""
+def _without_weights(cls, config) -> nn.Module:
+    """``cls(config)`` on the meta device, to be given the file's tensors by a strict
+    ``assign`` load: random initialisation of a 267M-parameter pSp encoder alone takes
+    seconds, and empty CPU tensors of its size would sit beside the file's 1 GB, only to
+    be copied into (the peak memory of ``faceedit edit`` with pSp was reached there)."""
     with torch.device("meta"):
-        model = cls(config)
-    return model.to_empty(device="cpu")
+        return cls(config)
 
 
 def _latent_rows(latent_avg: torch.Tensor, n_styles: int) -> torch.Tensor:
     """``latent_avg`` as ``[n_styles, 512]``: a ``[512]`` vector is repeated like pSp does."""
-    avg = latent_avg.detach().float()
+    # a copy: the decoder's w_avg is read from the same tensor, and the encoder takes the
+    # file's tensors as its own (an in-place change of one must not reach the other)
+    avg = latent_avg.detach().float().clone()
     if avg.ndim == 1:
         avg = avg.unsqueeze(0).repeat(n_styles, 1)
     if avg.ndim == 3 and avg.shape[0] == 1:
@@ -230,8 +233,8 @@ def irse_from_state_dict(state: dict) -> nn.Module:
         mode=mode,
         affine="output_layer.4.weight" in state,
     )
-    model = _uninitialised(IRSEBackbone, config)
-    load_state_dict_checked(model, state, source="IR-SE state dict")
+    model = _without_weights(IRSEBackbone, config)
+    load_state_dict_checked(model, state, source="IR-SE state dict", assign=True)
     return model.eval()
 
 
