@@ -633,8 +633,8 @@ def main() -> None:
         "inference flushes denormals"
     )
     precisions = ["float32", "bf16"] if bf16 else ["float32"]
-    kept = contextlib.nullcontext(args.keep) if args.keep else None
-    with kept or tempfile.TemporaryDirectory() as tmp:
+    folder = contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()
+    with folder as tmp:
         root = Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()

@@ -51,14 +51,14 @@ DATA=${DATA:-$RUNS/avatars30k}
 ATTRS="[Bald, Black_Hair, Blond_Hair, Brown_Hair, Eyeglasses, Mouth_Slightly_Open, Mustache, No_Beard, Pale_Skin, Smiling, Wearing_Hat, Dark_Skin, Eyes_Closed]"
 DEV=${DEVICE:-cuda}
 SMALL=${SMALL:-0}  # 1: a quick check of this script on a CPU (tiny data and models)
-N_DATA=30000; ORACLE_EPOCHS=${ORACLE_EPOCHS:-6}; SAVE=${SAVE:-500}; WIDE="enc_dim: 64
-dec_dim: 64
-dis_dim: 48
-dis_fc_dim: 384"
-if [ "$SMALL" = 1 ]; then N_DATA=300; ORACLE_EPOCHS=1; SAVE=2; WIDE="enc_dim: 8
-dec_dim: 8
-dis_dim: 8
-dis_fc_dim: 16"; fi
+widths() {  # ENC_DEC DIS DIS_FC: the width lines of an AttGAN config
+    printf 'enc_dim: %s\ndec_dim: %s\ndis_dim: %s\ndis_fc_dim: %s\n' "$1" "$1" "$2" "$3"
+}
+N_DATA=30000; ORACLE_EPOCHS=${ORACLE_EPOCHS:-6}; SAVE=${SAVE:-500}
+WIDE=$(widths 64 48 384); STYLE_WIDTHS=$(widths 32 32 256)
+if [ "$SMALL" = 1 ]; then
+    N_DATA=300; ORACLE_EPOCHS=1; SAVE=2; WIDE=$(widths 8 8 16); STYLE_WIDTHS=$WIDE
+fi
 
 if [ ! -f "$DATA/dataset.json" ]; then
     note "data: rendering $N_DATA avatars"
@@ -116,14 +116,13 @@ run_until() {  # DEADLINE NAME RUN_DIR EXPORT_FLAG CMD...: train until the deadl
 ( note "oracle: start"
   timeout -k 8 -s INT "$(left "$END")" $FE train oracle --data "$DATA" -o "$RUNS/perception-oracle" --epochs $ORACLE_EPOCHS --seed 1 \
       --device $DEV -q >>"$LOGS/oracle.log" 2>&1 && note "oracle: done" || note "oracle failed" ) &
-ORACLE=$!
 
 # StyleGAN2, then its encoder
 ( SG_ARGS=(--data "$DATA/images" -o "$RUNS/stylegan2" --resolution 64 --channel-base 4096
            --channel-max 128 --batch-size 32 --checkpoint-every $((SAVE / 2 > 0 ? SAVE / 2 : 1)) --sample-every 2000
            --seed 0 --device $DEV -q)
   run_until $STYLEGAN_END stylegan2 "$RUNS/stylegan2" --steps $FE train stylegan2 "${SG_ARGS[@]}" --steps 10000000
-  wait $ORACLE 2>/dev/null
+  # the oracle runs in a sibling subshell: wait for its model file
   while [ ! -f "$RUNS/perception-oracle/model.safetensors" ] && [ "$(now)" -lt "$END" ]; do sleep 2; done
   ENC_ARGS=(--generator "$RUNS/stylegan2/generator" --data "$DATA" -o "$RUNS/encoder" --batch-size 32
             --perceptual "$RUNS/perception-oracle" --lambda-perceptual 3 --lambda-identity 1
@@ -146,12 +145,8 @@ init_from: $RUNS/attgan-wide/model"
 ) &
 
 # AttGAN with style controllers (the attribute-style extension), from scratch
-( attgan_yaml attgan-style "enc_dim: 32
-dec_dim: 32
-dis_dim: 32
-dis_fc_dim: 256" "style_dim: 1
+( attgan_yaml attgan-style "$STYLE_WIDTHS" "style_dim: 1
 lambda_style: 5.0"
-  [ "$SMALL" = 1 ] && sed -i 's/^enc_dim: 32/enc_dim: 8/; s/^dec_dim: 32/dec_dim: 8/; s/^dis_dim: 32/dis_dim: 8/' "$RUNS/attgan-style.yaml"
   run_until $END attgan-style "$RUNS/attgan-style" --max-steps $FE train attgan --config "$RUNS/attgan-style.yaml" --max-steps 100000000
 ) &
 
